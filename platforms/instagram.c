@@ -1,0 +1,17 @@
+/* instagram: Instagram Login: short-lived token exchanged once, long-lived 60-day token refreshes itself. */
+#include "platforms/registry.h"
+
+const struct platform platform_instagram = {
+    .name = "instagram",
+    .schedule =
+        {
+            .kind = REFRESH_SELF,
+            .refresh_lead_ms = 14 * POLICY_MS_PER_DAY,
+            .warn_lead_ms = 7 * POLICY_MS_PER_DAY,
+            .reauth_warn_lead_ms = 7 * POLICY_MS_PER_DAY,
+            .min_token_age_ms = 24 * POLICY_MS_PER_HOUR,
+            .jitter_ms = 6 * POLICY_MS_PER_HOUR,
+            .exchange = true,
+        },
+    .default_access_lifetime_ms = 60 * POLICY_MS_PER_DAY,
+};

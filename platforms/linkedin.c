@@ -1,0 +1,15 @@
+/* linkedin: LinkedIn: 60-day tokens, no refresh unless the app is an approved partner. */
+#include "platforms/registry.h"
+
+const struct platform platform_linkedin = {
+    .name = "linkedin",
+    .schedule =
+        {
+            .kind = REFRESH_GRANT,
+            .refresh_lead_ms = 24 * POLICY_MS_PER_HOUR,
+            .warn_lead_ms = 6 * POLICY_MS_PER_HOUR,
+            .reauth_warn_lead_ms = 7 * POLICY_MS_PER_DAY,
+            .jitter_ms = 1 * POLICY_MS_PER_HOUR,
+        },
+    .default_access_lifetime_ms = 60 * POLICY_MS_PER_DAY,
+};
