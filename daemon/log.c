@@ -39,7 +39,8 @@ void log_set_timestamps(bool on)
 	with_timestamps = on;
 }
 
-static void vlog(enum log_level level, const char *suffix, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void vlog(enum log_level level, const char *suffix,
+                                                     const char *fmt, va_list ap)
 {
 	char line[2048];
 	int off = snprintf(line, sizeof(line), "<%d>", (int)level);
