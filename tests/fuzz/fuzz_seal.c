@@ -7,6 +7,8 @@
  * Seeds: tests/fuzz/corpus/fuzz_seal/. */
 
 #include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 
