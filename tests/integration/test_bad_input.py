@@ -1,0 +1,110 @@
+"""Bad input gets a clear log line and a metric, affects only that account or
+request, and never stops the daemon: unknown platforms, odd expiries, sealed
+values that do not open, malformed notifications, malformed admin requests."""
+
+import os
+import sys
+import unittest
+import uuid
+
+import psycopg2
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import DaemonTest, insert_account, wait_for  # noqa: E402
+
+
+class BadRows(DaemonTest, unittest.TestCase):
+    def test_unknown_platform_is_skipped_and_counted(self):
+        bad = insert_account(self.db, self.daemon, platform="myspace", access_in="1 day")
+        good = insert_account(self.db, self.daemon, platform="linkedin", access_in="30 days")
+        self.daemon.start()
+        self.assertIn(good, self.daemon.schedule())
+        self.assertEqual(self.daemon.get(f"/v1/accounts/{bad}")[0], 404)
+        self.assertIn(f"account {bad}: unknown platform 'myspace'", self.daemon.log_text())
+        self.assertGreaterEqual(
+            self.daemon.metric('tokend_bad_input_total{kind="unknown_platform"}'), 1)
+
+    def test_infinite_and_missing_expiries(self):
+        never = insert_account(self.db, self.daemon, platform="linkedin",
+                               access_expires_at="infinity")
+        null = insert_account(self.db, self.daemon, platform="linkedin")
+        past = insert_account(self.db, self.daemon, platform="linkedin",
+                              access_expires_at="-infinity")
+        self.daemon.start()
+        for a in (never, null):
+            status, entry = self.daemon.get(f"/v1/accounts/{a}")
+            self.assertEqual(status, 200)
+            self.assertEqual(entry["action"], "none")  # does not expire: nothing to do
+        wait_for(lambda: self.db.one("SELECT status FROM platform_accounts WHERE id = %s",
+                                     past) == "expired", 5, "-infinity expires")
+
+    def test_sealed_value_that_does_not_open(self):
+        garbage = insert_account(self.db, self.daemon, platform="x", access_in="2 hours",
+                                 refresh=True)
+        self.db.sql("UPDATE platform_accounts SET access_token = '\\x0102030405'::bytea "
+                    "WHERE id = %s", garbage)
+        # A valid sealed value copied from another account must not open either.
+        other = insert_account(self.db, self.daemon, platform="x", access_in="2 hours",
+                               refresh=True)
+        copied = insert_account(self.db, self.daemon, platform="x", access_in="2 hours",
+                                refresh=True)
+        self.db.sql("UPDATE platform_accounts SET refresh_token = "
+                    "(SELECT refresh_token FROM platform_accounts WHERE id = %s) WHERE id = %s",
+                    other, copied)
+        self.daemon.start()
+        for a in (garbage, copied, other):
+            self.db.one("SELECT tokend_request_refresh(%s)", a)
+        for a in (garbage, copied):
+            wait_for(lambda: self.db.one("SELECT last_error_code FROM platform_accounts "
+                                         "WHERE id = %s", a) == "token_undecryptable",
+                     5, "undecryptable recorded")
+        wait_for(lambda: self.db.one("SELECT last_error_code FROM platform_accounts WHERE id = %s",
+                                     other) == "refresh_unavailable", 5, "good account handled")
+        log = self.daemon.log_text()
+        self.assertIn(f"account {garbage} (x): access_token does not open", log)
+        self.assertIn(f"account {copied} (x): refresh_token does not open", log)
+        self.assertNotIn("rt-" + other, log)  # never a token in the log
+        self.assertEqual(
+            self.daemon.metric('tokend_bad_input_total{kind="undecryptable_token"}'), 2)
+        self.daemon.assert_running()
+
+    def test_malformed_notification(self):
+        self.daemon.start()
+        self.db.sql("SELECT pg_notify('tokend_accounts', 'garbage')")
+        self.db.sql("SELECT pg_notify('tokend_accounts', 'U:not-a-uuid')")
+        wait_for(lambda: self.daemon.metric('tokend_bad_input_total{kind="notification"}') == 2,
+                 2, "malformed notifications counted")
+        a = insert_account(self.db, self.daemon, platform="linkedin", access_in="30 days")
+        wait_for(lambda: a in self.daemon.schedule(), 1, "later notifications still work")
+
+    def test_refresh_request_for_unknown_account(self):
+        self.daemon.start()
+        self.assertFalse(self.db.one("SELECT tokend_request_refresh(%s)", str(uuid.uuid4())))
+        with self.assertRaises(psycopg2.Error):
+            self.db.one("SELECT tokend_request_refresh('not-a-uuid')")
+
+
+class BadRequests(DaemonTest, unittest.TestCase):
+    def test_admin_api_rejects_bad_requests_with_json(self):
+        self.daemon.start()
+        cases = [
+            ("GET", "/v1/schedule?limit=abc", 400),
+            ("GET", "/v1/schedule?limit=0", 400),
+            ("GET", "/v1/schedule?limit=100000", 400),
+            ("GET", "/v1/accounts/not-a-uuid", 400),
+            ("GET", f"/v1/accounts/{uuid.uuid4()}", 404),
+            ("GET", "/nope", 404),
+            ("POST", "/healthz", 405),
+            ("DELETE", "/v1/schedule", 405),
+        ]
+        for method, path, want in cases:
+            status, body = self.daemon.request(method, path)
+            self.assertEqual(status, want, f"{method} {path}")
+            self.assertIn('"error"', body, f"{method} {path}")
+        self.assertEqual(self.daemon.metric('tokend_bad_input_total{kind="admin_request"}'),
+                         len(cases))
+        self.assertEqual(self.daemon.get("/healthz"), (200, {"status": "ok"}))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
