@@ -1053,7 +1053,7 @@ static void describe_type(const struct key *key, char *buf, size_t n)
 
 static void print_reference_row(const struct key_ref *ref, FILE *out)
 {
-	char type[64];
+	char type[96];
 	const struct key *key = ref->key;
 	describe_type(key, type, sizeof(type));
 	fprintf(out, "| `%s` | %s | `", ref->name, type);

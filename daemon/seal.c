@@ -99,18 +99,6 @@ static void log_openssl(const char *what)
 	ERR_clear_error();
 }
 
-void secret_free(struct secret *s)
-{
-	if (!s)
-		return;
-	if (s->data) {
-		OPENSSL_cleanse(s->data, s->len);
-		free(s->data);
-	}
-	s->data = NULL;
-	s->len = 0;
-}
-
 /* ---- keyring ---- */
 
 void keyring_free(struct keyring *kr)
@@ -560,7 +548,7 @@ int seal_open(const struct keyring *kr, const uint8_t account_id[SEAL_ACCOUNT_ID
 		return -1;
 	}
 	size_t len = sealed_len - OVERHEAD;
-	plain = malloc(len ? len : 1);
+	plain = malloc(len + 1); /* NUL after the text: see struct secret */
 	if (!plain) {
 		set_err(err, errlen, "out of memory");
 		return -1;
@@ -574,6 +562,7 @@ int seal_open(const struct keyring *kr, const uint8_t account_id[SEAL_ACCOUNT_ID
 		free(plain);
 		return -1;
 	}
+	plain[len] = 0;
 	out->data = plain;
 	out->len = len;
 	return 0;

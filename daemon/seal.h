@@ -10,18 +10,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/secret.h"
+
 #define SEAL_ACCOUNT_ID_LEN 16
 
 enum seal_column { SEAL_ACCESS_TOKEN = 1, SEAL_REFRESH_TOKEN = 2, SEAL_APP_PASSWORD = 3 };
 
 struct keyring;
 
-/* A plaintext secret. Owner wipes and frees with secret_free(). */
-struct secret {
-	uint8_t *data;
-	size_t len;
-};
-void secret_free(struct secret *s); /* OPENSSL_cleanse, then free; NULL-safe */
 
 /* Load a keyring file (format in docs/sealed-format.md). Refuses files that
  * group or others can read, and malformed ones; err names the line.
