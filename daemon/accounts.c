@@ -397,6 +397,11 @@ void accounts_on_due(const struct sched_due *due, void *arg)
 		log_debug("accounts: due account waits for the connection");
 }
 
+const char *accounts_load_sql(void)
+{
+	return load_sql;
+}
+
 bool accounts_loaded(const struct accounts *a)
 {
 	return a->loaded;

@@ -33,6 +33,9 @@ void accounts_on_due(const struct sched_due *due, void *arg);
 int accounts_refetch(struct accounts *a, const uint8_t id[SCHED_ID_LEN])
     __attribute__((warn_unused_result));
 
+/* The SQL of the full load (for benchmarks comparing it with psql). */
+const char *accounts_load_sql(void);
+
 bool accounts_loaded(const struct accounts *a);    /* a full load finished since connect */
 bool accounts_loading(const struct accounts *a);
 size_t accounts_running(const struct accounts *a); /* actions in progress */

@@ -47,6 +47,7 @@ static void usage(FILE *out)
 	             "      --check-config          validate, print the effective config, exit\n"
 	             "      --print-config-reference  Markdown reference of every key\n"
 	             "      --migrate               apply schema migrations and exit\n"
+	             "      --print-load-sql        the SQL of the initial load (for benchmarks)\n"
 	             "      --version               print the version and exit\n");
 }
 
@@ -290,7 +291,7 @@ static int run(struct runtime *rt)
 	return 0;
 }
 
-enum mode { MODE_RUN, MODE_CHECK, MODE_REFERENCE, MODE_MIGRATE };
+enum mode { MODE_RUN, MODE_CHECK, MODE_REFERENCE, MODE_MIGRATE, MODE_LOAD_SQL };
 
 static enum mode parse_args(int argc, char **argv, const char **config_path)
 {
@@ -298,6 +299,7 @@ static enum mode parse_args(int argc, char **argv, const char **config_path)
 	    {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 'C'},
 	    {"print-config-reference", no_argument, NULL, 'R'},
 	    {"migrate", no_argument, NULL, 'M'},      {"version", no_argument, NULL, 'V'},
+	    {"print-load-sql", no_argument, NULL, 'L'},
 	    {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
 	enum mode mode = MODE_RUN;
 	int c;
@@ -307,6 +309,7 @@ static enum mode parse_args(int argc, char **argv, const char **config_path)
 		case 'C': mode = MODE_CHECK; break;
 		case 'R': mode = MODE_REFERENCE; break;
 		case 'M': mode = MODE_MIGRATE; break;
+		case 'L': mode = MODE_LOAD_SQL; break;
 		case 'V': printf("tokend %s\n", TOKEND_VERSION); exit(0);
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
@@ -325,6 +328,10 @@ int main(int argc, char **argv)
 	enum mode mode = parse_args(argc, argv, &rt.d.config_path);
 	if (mode == MODE_REFERENCE) {
 		config_print_reference(stdout);
+		return 0;
+	}
+	if (mode == MODE_LOAD_SQL) {
+		printf("%s\n", accounts_load_sql());
 		return 0;
 	}
 	char err[512];
