@@ -15,6 +15,8 @@
 #include "daemon/daemon.h"
 #include "daemon/log.h"
 #include "daemon/migrate.h"
+#include "daemon/refresh.h"
+#include "daemon/relay.h"
 #include "daemon/seal.h"
 #include "daemon/store.h"
 #include "scheduler/sched.h"
@@ -84,9 +86,23 @@ static struct keyring *load_keyring(const struct config *cfg, char *err, size_t 
 	return kr;
 }
 
+static struct relay_settings relay_settings_of(const struct config *cfg)
+{
+	return (struct relay_settings){.stream = cfg->events_stream,
+	                               .channel = cfg->events_channel,
+	                               .stream_maxlen = cfg->events_stream_maxlen,
+	                               .batch_rows = cfg->relay_batch,
+	                               .retention_ms = cfg->outbox_retention_ms,
+	                               .reconnect_min_ms = cfg->reconnect_min_ms,
+	                               .reconnect_max_ms = cfg->reconnect_max_ms};
+}
+
 static void apply_runtime_settings(struct daemon *d)
 {
 	const struct config *cfg = d->cfg;
+	struct relay_settings relay = relay_settings_of(cfg);
+	if (d->relay && relay_configure(d->relay, &relay) < 0)
+		log_warnx("reload: out of memory applying the relay settings; keeping the old ones");
 	log_set_level(cfg->log_level);
 	log_set_timestamps(cfg->log_timestamps);
 	sched_set_limits(d->sched, (struct sched_limits){.batch = (uint32_t)cfg->sched_batch,
@@ -94,6 +110,29 @@ static void apply_runtime_settings(struct daemon *d)
 	if (d->store)
 		store_set_limits(d->store, cfg->reconnect_min_ms, cfg->reconnect_max_ms,
 		                 (int)cfg->load_batch_rows);
+}
+
+/* Put cfg and kr in place and apply them; on failure put the old ones back
+ * and free the new. */
+static int swap_config(struct daemon *d, struct config *cfg, struct keyring *kr, char *err,
+                       size_t errlen)
+{
+	struct config *old_cfg = d->cfg;
+	struct keyring *old_kr = d->keyring;
+	d->cfg = cfg;
+	d->keyring = kr;
+	if (refresh_reload(d->refresh, err, errlen) < 0) {
+		d->cfg = old_cfg;
+		d->keyring = old_kr;
+		config_free(cfg);
+		keyring_free(kr);
+		return -1;
+	}
+	config_warn_restart_keys(old_cfg, cfg);
+	config_free(old_cfg);
+	keyring_free(old_kr);
+	apply_runtime_settings(d);
+	return 0;
 }
 
 /* SIGHUP: parse into a new config and keyring, validate, then swap; on any
@@ -109,13 +148,10 @@ static void reload(struct runtime *rt)
 		d->metrics.bad_input[BAD_CONFIG_RELOAD]++;
 		log_err("reload rejected: %s; keeping the running configuration", err);
 		config_free(cfg);
+	} else if (swap_config(d, cfg, kr, err, sizeof(err)) < 0) {
+		d->metrics.bad_input[BAD_CONFIG_RELOAD]++;
+		log_err("reload rejected: %s; keeping the running configuration", err);
 	} else {
-		config_warn_restart_keys(d->cfg, cfg);
-		config_free(d->cfg);
-		keyring_free(d->keyring);
-		d->cfg = cfg;
-		d->keyring = kr;
-		apply_runtime_settings(d);
 		d->metrics.config_reloads++;
 		log_notice("reload: configuration and keyring applied");
 		accounts_reload(d->accounts); /* leads may have changed */
@@ -127,7 +163,7 @@ static void on_drain_check(evutil_socket_t fd, short what, void *arg)
 {
 	struct runtime *rt = arg;
 	size_t running = accounts_running(rt->d.accounts);
-	if (running == 0 || sched_now_ms() >= rt->drain_deadline_ms) {
+	if ((running == 0 && relay_idle(rt->d.relay)) || sched_now_ms() >= rt->drain_deadline_ms) {
 		if (running)
 			log_warnx("shutdown: %zu actions still running at the deadline", running);
 		event_base_loopexit(rt->d.base, NULL);
@@ -146,6 +182,7 @@ static void begin_shutdown(struct runtime *rt)
 	sd_notify(0, "STOPPING=1");
 	log_notice("shutdown: draining %zu running actions", accounts_running(rt->d.accounts));
 	sched_pause(rt->d.sched, true);
+	relay_pause(rt->d.relay); /* the batch in flight may finish */
 	rt->drain_deadline_ms = sched_now_ms() + rt->d.cfg->shutdown_timeout_ms;
 	on_drain_check(-1, 0, rt);
 }
@@ -179,6 +216,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 static void store_connected_cb(void *arg)
 {
 	struct daemon *d = arg;
+	/* Same connection, FIFO: kept tokens are stored before the load reads rows. */
+	refresh_replay_journal(d->refresh);
 	accounts_on_connected(d->accounts);
 }
 
@@ -218,6 +257,9 @@ static int start_clients(struct daemon *d, char *err, size_t errlen)
 	}
 	sched_pause(d->sched, true); /* until the first load */
 	apply_runtime_settings(d);
+	d->refresh = refresh_new(d, err, errlen);
+	if (!d->refresh)
+		return -1;
 	d->admin = admin_new(d, cfg->admin_listen, err, errlen);
 	if (!d->admin)
 		return -1;
@@ -226,7 +268,9 @@ static int start_clients(struct daemon *d, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	return 0;
+	struct relay_settings relay = relay_settings_of(cfg);
+	d->relay = relay_new(d->base, cfg->database_url, cfg->redis_url, &relay, err, errlen);
+	return d->relay ? 0 : -1;
 }
 
 static int add_events(struct runtime *rt)
@@ -256,6 +300,7 @@ static void teardown(struct runtime *rt)
 	free_event(rt->tick);
 	free_event(rt->drain);
 	admin_free(d->admin);
+	relay_free(d->relay);
 	store_free(d->store);
 	sched_free(d->sched);
 	accounts_free(d->accounts);
@@ -325,6 +370,7 @@ static enum mode parse_args(int argc, char **argv, const char **config_path)
 int main(int argc, char **argv)
 {
 	struct runtime rt = {0};
+	signal(SIGPIPE, SIG_IGN); /* a peer that hangs up is an error return, not a death */
 	enum mode mode = parse_args(argc, argv, &rt.d.config_path);
 	if (mode == MODE_REFERENCE) {
 		config_print_reference(stdout);
