@@ -1,5 +1,21 @@
-/* instagram: Instagram Login: short-lived token exchanged once, long-lived 60-day token refreshes itself. */
+/* instagram: Instagram Login: short-lived token exchanged once, long-lived 60-day token refreshes
+ * itself. */
+#include "platforms/graph.h"
 #include "platforms/registry.h"
+
+#define INSTAGRAM_BASE "https://graph.instagram.com"
+
+static const struct graph_self_refresh endpoints = {
+    .default_base = INSTAGRAM_BASE,
+    .exchange_grant = "ig_exchange_token",
+    .refresh_grant = "ig_refresh_token",
+};
+
+static int build_request(const struct platform_client *client, const struct platform_grant *grant,
+                         struct platform_request *out, char *err, size_t errlen)
+{
+	return graph_build_self_refresh(&endpoints, client, grant, out, err, errlen);
+}
 
 const struct platform platform_instagram = {
     .name = "instagram",
@@ -14,4 +30,7 @@ const struct platform platform_instagram = {
             .exchange = true,
         },
     .default_access_lifetime_ms = 60 * POLICY_MS_PER_DAY,
+    .default_base_url = INSTAGRAM_BASE,
+    .build_request = build_request,
+    .parse_response = graph_parse_tokens,
 };

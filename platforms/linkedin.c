@@ -1,5 +1,27 @@
 /* linkedin: LinkedIn: 60-day tokens, no refresh unless the app is an approved partner. */
+#include "platforms/oauth.h"
 #include "platforms/registry.h"
+
+#define LINKEDIN_BASE "https://www.linkedin.com"
+
+static const struct oauth_refresh_grant refresh_grant = {
+    .default_base = LINKEDIN_BASE,
+    .path = "/oauth/v2/accessToken",
+    .id_field = "client_id",
+    .secret_field = "client_secret",
+};
+
+static const char *const dead_errors[] = {"invalid_request", "invalid_grant", NULL};
+
+static const struct oauth_dialect dialect = {
+    .dead_errors = dead_errors,
+    .tokens = {.access = "access_token",
+               .access_ttl = "expires_in",
+               .refresh = "refresh_token",
+               .refresh_ttl = "refresh_token_expires_in"},
+};
+
+OAUTH_REFRESH_PLATFORM(refresh_grant, dialect)
 
 const struct platform platform_linkedin = {
     .name = "linkedin",
@@ -12,4 +34,7 @@ const struct platform platform_linkedin = {
             .jitter_ms = 1 * POLICY_MS_PER_HOUR,
         },
     .default_access_lifetime_ms = 60 * POLICY_MS_PER_DAY,
+    .default_base_url = LINKEDIN_BASE,
+    .build_request = build_request,
+    .parse_response = parse_response,
 };
