@@ -13,6 +13,7 @@
 #include "daemon/config.h"
 #include "daemon/daemon.h"
 #include "daemon/log.h"
+#include "daemon/refresh.h"
 #include "daemon/seal.h"
 #include "daemon/store.h"
 #include "platforms/platform.h"
@@ -21,6 +22,8 @@
 /* After an action failed (database error or lost connection), try again this
  * much later rather than at once: a failing statement must not spin. */
 #define FAILED_ACTION_DELAY_MS 30000
+/* A platform's in-flight cap was full when the action started. */
+#define DEFERRED_DELAY_MS 50
 
 struct id_list {
 	uint8_t (*ids)[SCHED_ID_LEN];
@@ -103,7 +106,7 @@ static struct policy_decision decide(const struct accounts *a, struct account *a
 {
 	acct->state.now_ms = sched_now_ms();
 	acct->state.jitter_seed = account_jitter_seed(acct->id, acct->token_version);
-	return policy_next(&a->d->cfg->platform[acct->platform], &acct->state);
+	return policy_next(&a->d->cfg->platform[acct->platform].schedule, &acct->state);
 }
 
 static void action_done(const struct account *acct, struct policy_decision decision,
@@ -113,9 +116,10 @@ static void action_done(const struct account *acct, struct policy_decision decis
 	ssize_t i = id_list_find(&a->running, acct->id);
 	if (i >= 0)
 		id_list_remove_at(&a->running, (size_t)i);
-	if (result == RESULT_FAILED) {
+	if (result == RESULT_FAILED || result == RESULT_DEFERRED) {
+		int64_t delay = result == RESULT_FAILED ? FAILED_ACTION_DELAY_MS : DEFERRED_DELAY_MS;
 		if (sched_set(a->d->sched, acct->id, (uint8_t)acct->platform, decision.action,
-		              sched_now_ms() + FAILED_ACTION_DELAY_MS) < 0)
+		              sched_now_ms() + delay) < 0)
 			log_err("account %s: out of memory rescheduling it", acct->id_text);
 		return;
 	}
@@ -393,6 +397,15 @@ void accounts_on_notify(struct accounts *a, const char *channel, const char *pay
 void accounts_on_due(const struct sched_due *due, void *arg)
 {
 	struct accounts *a = arg;
+	if (actions_need_platform(due->action)) {
+		/* Over the platform's limits: wait in the heap, not in a query. */
+		int64_t again = refresh_admit(a->d->refresh, due->platform, due->fired_ms);
+		if (again) {
+			if (sched_set(a->d->sched, due->id, due->platform, due->action, again) < 0)
+				log_err("accounts: out of memory deferring a refresh");
+			return;
+		}
+	}
 	if (accounts_refetch(a, due->id) < 0)
 		log_debug("accounts: due account waits for the connection");
 }

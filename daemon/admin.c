@@ -14,6 +14,7 @@
 #include "daemon/accounts.h"
 #include "daemon/daemon.h"
 #include "daemon/log.h"
+#include "daemon/relay.h"
 #include "daemon/seal.h"
 #include "daemon/store.h"
 #include "platforms/platform.h"
@@ -143,14 +144,26 @@ static void get_account(struct admin *adm, struct evhttp_request *req, const cha
 	reply_json(req, HTTP_OK, entry_json(&e, sched_now_ms()));
 }
 
+/* The relay's state for /readyz: reported, not part of readiness (a Redis
+ * outage must not take the whole service out; the outbox holds the events;
+ * docs/events.md). backlog is null until first counted. */
+static json_t *events_json(const struct daemon *d)
+{
+	struct relay_stats s;
+	relay_stats(d->relay, &s);
+	return json_pack("{s:b,s:b,s:o,s:f}", "redis", s.redis_up, "relaying", s.relaying,
+	                 "backlog", s.backlog < 0 ? json_null() : json_integer(s.backlog),
+	                 "oldest_unpublished_seconds", s.oldest_seconds);
+}
+
 static void get_readyz(struct admin *adm, struct evhttp_request *req)
 {
 	struct daemon *d = adm->d;
 	bool db = store_connected(d->store), loaded = accounts_loaded(d->accounts);
 	bool ready = d->ready && db && loaded && !d->stopping;
 	reply_json(req, ready ? HTTP_OK : 503,
-	           json_pack("{s:b,s:{s:b,s:b,s:b}}", "ready", ready, "checks", "database", db,
-	                     "loaded", loaded, "stopping", d->stopping));
+	           json_pack("{s:b,s:{s:b,s:b,s:b},s:o}", "ready", ready, "checks", "database", db,
+	                     "loaded", loaded, "stopping", d->stopping, "events", events_json(d)));
 }
 
 static void get_metrics(struct admin *adm, struct evhttp_request *req)
@@ -165,6 +178,99 @@ static void get_metrics(struct admin *adm, struct evhttp_request *req)
 	                  "text/plain; version=0.0.4; charset=utf-8");
 	evhttp_send_reply(req, HTTP_OK, NULL, buf);
 	evbuffer_free(buf);
+}
+
+/* A POST /v1/accounts/{id}/refresh waiting for PostgreSQL. If the client
+ * goes away first, evhttp frees the request: the close callback forgets it. */
+struct pending_refresh {
+	struct admin *adm;
+	struct evhttp_request *req; /* NULL once the client went away */
+	char id[37];
+};
+
+static void client_gone(struct evhttp_connection *conn, void *arg)
+{
+	struct pending_refresh *p = arg;
+	p->req = NULL;
+}
+
+static void refresh_requested(const PGresult *res, void *arg)
+{
+	struct pending_refresh *p = arg;
+	if (p->req) {
+		evhttp_connection_set_closecb(evhttp_request_get_connection(p->req), NULL, NULL);
+		if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+			reply_error(p->adm, p->req, 503, "PostgreSQL is unavailable; try again");
+		else if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
+			reply_error(p->adm, p->req, HTTP_NOTFOUND, "no such active account");
+		else
+			reply_json(p->req, 202, json_pack("{s:s,s:b}", "account_id", p->id,
+			                                  "refresh_requested", 1));
+	}
+	free(p);
+}
+
+/* ?token_version=N (the version that failed): copied to out, "" when
+ * absent; -1 when malformed. */
+static int seen_version(const char *query, char out[24])
+{
+	struct evkeyvalq params = {0};
+	out[0] = '\0';
+	if (query && evhttp_parse_query_str(query, &params) < 0)
+		return -1;
+	const char *text = evhttp_find_header(&params, "token_version");
+	int rc = 0;
+	if (text) {
+		char *end;
+		errno = 0;
+		long long v = strtoll(text, &end, 10);
+		if (errno || end == text || *end || v < 1)
+			rc = -1;
+		else
+			snprintf(out, 24, "%lld", v);
+	}
+	evhttp_clear_headers(&params);
+	return rc;
+}
+
+/* POST /v1/accounts/{id}/refresh[?token_version=N]: the same path as the API's SQL call
+ * (tokend_request_refresh), so duplicate requests coalesce into one refresh
+ * and a request survives a restart. */
+static void post_refresh(struct admin *adm, struct evhttp_request *req, const char *rest,
+                         const char *query)
+{
+	uint8_t id[SCHED_ID_LEN];
+	char text[37], seen[24];
+	const char *slash = strchr(rest, '/');
+	if (!slash || strcmp(slash, "/refresh") != 0 || slash - rest != 36) {
+		reply_error(adm, req, HTTP_NOTFOUND, "no such endpoint");
+		return;
+	}
+	memcpy(text, rest, 36);
+	text[36] = '\0';
+	if (!seal_parse_uuid(text, id)) {
+		reply_error(adm, req, HTTP_BADREQUEST, "account id must be a uuid");
+		return;
+	}
+	if (seen_version(query, seen) < 0) {
+		reply_error(adm, req, HTTP_BADREQUEST, "token_version must be a positive integer");
+		return;
+	}
+	struct pending_refresh *p = calloc(1, sizeof(*p));
+	const char *params[] = {text, seen[0] ? seen : NULL};
+	if (!p) {
+		reply_error(adm, req, HTTP_INTERNAL, "out of memory");
+		return;
+	}
+	*p = (struct pending_refresh){.adm = adm, .req = req};
+	seal_format_uuid(id, p->id);
+	if (store_query(adm->d->store, "SELECT tokend_request_refresh($1, $2)", 2, params,
+	                refresh_requested, p) < 0) {
+		free(p);
+		reply_error(adm, req, 503, "PostgreSQL is unavailable; try again");
+		return;
+	}
+	evhttp_connection_set_closecb(evhttp_request_get_connection(req), client_gone, p);
 }
 
 static void route_get(struct admin *adm, struct evhttp_request *req, const char *path,
@@ -194,11 +300,15 @@ static void handle(struct evhttp_request *req, void *arg)
 		reply_error(adm, req, HTTP_BADREQUEST, "malformed request target");
 		return;
 	}
-	if (evhttp_request_get_command(req) != EVHTTP_REQ_GET) {
+	static const char accounts_prefix[] = "/v1/accounts/";
+	enum evhttp_cmd_type method = evhttp_request_get_command(req);
+	if (method == EVHTTP_REQ_POST &&
+	    strncmp(path, accounts_prefix, sizeof(accounts_prefix) - 1) == 0)
+		post_refresh(adm, req, path + sizeof(accounts_prefix) - 1, evhttp_uri_get_query(uri));
+	else if (method != EVHTTP_REQ_GET)
 		reply_error(adm, req, HTTP_BADMETHOD, "method not allowed");
-		return;
-	}
-	route_get(adm, req, path, evhttp_uri_get_query(uri));
+	else
+		route_get(adm, req, path, evhttp_uri_get_query(uri));
 }
 
 static int split_listen(const char *listen, char *host, size_t hostlen, unsigned *port)

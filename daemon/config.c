@@ -2,6 +2,7 @@
  * TOKEND_* environment parsers, validation, the printed effective config and
  * the Markdown reference (docs/configuration.md). */
 #include "daemon/config.h"
+#include "daemon/redis.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -52,11 +53,13 @@ struct key {
 	{                                                                                          \
 		name, type, def, reload, min, max, offsetof(struct config, field), help            \
 	}
-#define PLATFORM(name, field, help)                                                                \
+/* A platform key; def NULL = the platform descriptor's own default. */
+#define PLATFORM(name, type, def, min, max, field, help)                                           \
 	{                                                                                          \
-		name, TYPE_DURATION, NULL, RELOAD, 0, 365 * DAY,                                   \
-		    offsetof(struct policy_params, field), help                                    \
+		name, type, def, RELOAD, min, max, offsetof(struct platform_settings, field), help  \
 	}
+#define PLATFORM_LEAD(name, field, help)                                                           \
+	PLATFORM(name, TYPE_DURATION, NULL, 0, 365 * DAY, schedule.field, help)
 
 /* Sorted by name (looked up with bsearch; tests check the order). */
 static const struct key global_keys[] = {
@@ -66,6 +69,25 @@ static const struct key global_keys[] = {
     GLOBAL("database_url", TYPE_SECRET, "", RESTART, 0, 0, database_url,
            "PostgreSQL connection: a libpq conninfo string or URI. Empty: libpq defaults "
            "(PG* environment variables). Secret: never printed, logged or echoed."),
+    GLOBAL("events_channel", TYPE_STRING, "", RELOAD, 0, 0, events_channel,
+           "Redis Pub/Sub channel on which each relayed event is also PUBLISHed, a "
+           "best-effort nudge for live listeners. Empty: no PUBLISH. The stream is the "
+           "contract."),
+    GLOBAL("events_stream", TYPE_STRING, "tokend:events", RELOAD, 0, 0, events_stream,
+           "Redis stream the outbox relay XADDs events to (docs/events.md)."),
+    GLOBAL("events_stream_maxlen", TYPE_INT, "1000000", RELOAD, 0, INT64_C(1000000000000),
+           events_stream_maxlen,
+           "Approximate cap on the stream's length (XADD MAXLEN ~). 0: uncapped."),
+    GLOBAL("http_ca_file", TYPE_STRING, "", RELOAD, 0, 0, http_ca_file,
+           "PEM bundle to verify platform servers with. Empty: the system's CAs. TLS is "
+           "always verified."),
+    GLOBAL("http_connect_timeout", TYPE_DURATION, "10s", RELOAD, 1, HOUR,
+           http_connect_timeout_ms, "Longest wait for a connection to a platform."),
+    GLOBAL("http_max_response_size", TYPE_INT, "1048576", RELOAD, 1024, 67108864,
+           http_max_response_bytes,
+           "Largest token-endpoint response body read, in bytes; larger ones fail."),
+    GLOBAL("http_timeout", TYPE_DURATION, "30s", RELOAD, 1, HOUR, http_timeout_ms,
+           "Longest a whole token request may take, connection included."),
     GLOBAL("instance_id", TYPE_STRING, "", RESTART, 0, 0, instance_id,
            "Name of this instance in refresh leases and logs. Empty: hostname:pid."),
     GLOBAL("keyring_file", TYPE_STRING, "", RESTART, 0, 0, keyring_file,
@@ -81,11 +103,22 @@ static const struct key global_keys[] = {
            "lines itself)."),
     GLOBAL("max_inflight", TYPE_INT, "64", RELOAD, 1, 100000, max_inflight,
            "Most actions (refreshes, exchanges, checks) in flight at once."),
+    GLOBAL("outbox_retention", TYPE_DURATION, "7d", RELOAD, 0, 365 * DAY, outbox_retention_ms,
+           "Published outbox rows are deleted this long after they were published."),
     GLOBAL("reconnect_max", TYPE_DURATION, "30s", RELOAD, 1, DAY, reconnect_max_ms,
            "Backoff ceiling between reconnection attempts to PostgreSQL or Redis."),
     GLOBAL("reconnect_min", TYPE_DURATION, "1s", RELOAD, 1, HOUR, reconnect_min_ms,
            "First wait before reconnecting after a lost PostgreSQL or Redis connection; "
            "doubles up to reconnect_max."),
+    GLOBAL("redis_url", TYPE_SECRET, "redis://127.0.0.1:6379/0", RESTART, 0, 0, redis_url,
+           "Redis for events: redis://[[user]:password@]host[:port][/db], "
+           "unix:///path[?db=N] or /path. Empty: this instance does not relay the outbox. "
+           "Secret: never printed, logged or echoed."),
+    GLOBAL("refresh_lease", TYPE_DURATION, "2m", RELOAD, 1000, HOUR, refresh_lease_ms,
+           "How long a claimed account stays reserved for this instance's refresh; must "
+           "exceed http_timeout."),
+    GLOBAL("relay_batch", TYPE_INT, "500", RELOAD, 1, 100000, relay_batch,
+           "Outbox rows relayed per batch (one pipelined MULTI/XADD.../EXEC)."),
     GLOBAL("sched_batch", TYPE_INT, "256", RELOAD, 1, 100000, sched_batch,
            "Due entries handed out per scheduler timer firing."),
     GLOBAL("shutdown_timeout", TYPE_DURATION, "10s", RELOAD, 0, HOUR, shutdown_timeout_ms,
@@ -97,15 +130,27 @@ static const struct key global_keys[] = {
 
 /* The keys of each platform, "platform.<name>.<key>"; sorted by name. */
 static const struct key platform_keys[] = {
-    PLATFORM("jitter", jitter_ms,
-             "Largest random shift of refresh and check times, earlier only, to spread bursts."),
-    PLATFORM("reauth_warn_lead", reauth_warn_lead_ms,
+    PLATFORM("base_url", TYPE_STRING, NULL, 0, 0, base_url,
+             "Root of the platform's token endpoints (tests point it at the fake server)."),
+    PLATFORM("client_id", TYPE_STRING, "", 0, 0, client_id,
+             "The OAuth client id (app id, client key) tokend refreshes as."),
+    PLATFORM("client_secret_file", TYPE_STRING, "", 0, 0, client_secret_file,
+             "File holding the client secret. Empty: $CREDENTIALS_DIRECTORY/<platform>_client_"
+             "secret when it exists (systemd LoadCredential=). Never on the command line."),
+    PLATFORM_LEAD("jitter", jitter_ms,
+                  "Largest random shift of refresh and check times, earlier only, to spread "
+                  "bursts."),
+    PLATFORM("max_inflight", TYPE_INT, "16", 1, 100000, max_inflight,
+             "Most requests in flight to this platform at once."),
+    PLATFORM("rate_limit", TYPE_INT, "50", 0, 1000000, rate_limit,
+             "Most requests per second to this platform (token bucket); 0: no limit."),
+    PLATFORM_LEAD("reauth_warn_lead", reauth_warn_lead_ms,
              "Record token.expiring (reauth_required) this long before a deadline that no "
              "refresh can extend."),
-    PLATFORM("refresh_lead", refresh_lead_ms,
+    PLATFORM_LEAD("refresh_lead", refresh_lead_ms,
              "Refresh this long before the access token expires (must be > 0 for platforms "
              "that refresh)."),
-    PLATFORM("warn_lead", warn_lead_ms,
+    PLATFORM_LEAD("warn_lead", warn_lead_ms,
              "Record token.expiring (refresh_failing) when the token is still not refreshed "
              "this long before it expires."),
 };
@@ -760,10 +805,16 @@ struct config *config_new(void)
 	struct key_ref ref;
 	if (!cfg)
 		return NULL;
-	for (size_t i = 0; i < platform_count(); i++)
-		cfg->platform[i] = platform_at(i)->schedule;
-	for (size_t i = 0; i < GLOBAL_KEY_COUNT; i++) {
-		key_at(i, &ref);
+	for (size_t i = 0; i < platform_count(); i++) {
+		cfg->platform[i].schedule = platform_at(i)->schedule;
+		const char *url = platform_at(i)->default_base_url;
+		cfg->platform[i].base_url = strdup(url ? url : "");
+		if (!cfg->platform[i].base_url)
+			goto fail;
+	}
+	for (size_t i = 0; key_at(i, &ref); i++) {
+		if (!ref.key->default_text)
+			continue; /* the platform descriptor's default, set above */
 		if (set_value(cfg, &ref, ref.key->default_text, "default", NULL, 0) < 0)
 			goto fail; /* out of memory, or a bad default (the tests catch those) */
 	}
@@ -777,9 +828,10 @@ void config_free(struct config *cfg)
 {
 	if (!cfg)
 		return;
-	for (size_t i = 0; i < GLOBAL_KEY_COUNT; i++) {
-		const struct key *key = &global_keys[i];
-		char **slot = (void *)((char *)cfg + key->offset);
+	struct key_ref ref;
+	for (size_t i = 0; key_at(i, &ref); i++) {
+		const struct key *key = ref.key;
+		char **slot = field_ptr(cfg, &ref);
 		if (key->type == TYPE_STRING || key->type == TYPE_SECRET ||
 		    key->type == TYPE_HOST_PORT)
 			free_string(*slot, key->type == TYPE_SECRET);
@@ -909,7 +961,7 @@ fail:
 static int validate_platforms(const struct config *cfg, char *err, size_t errlen)
 {
 	for (size_t i = 0; i < platform_count(); i++) {
-		const struct policy_params *p = &cfg->platform[i];
+		const struct policy_params *p = &cfg->platform[i].schedule;
 		if (p->kind != REFRESH_NONE && p->refresh_lead_ms <= 0) {
 			set_err(err, errlen,
 			        "platform.%s.refresh_lead: must be > 0 (%s refreshes tokens)",
@@ -918,6 +970,20 @@ static int validate_platforms(const struct config *cfg, char *err, size_t errlen
 		}
 	}
 	return 0;
+}
+
+/* The outbox relay's keys: a stream name, a redis_url that parses (its
+ * error never shows the URL: it may hold a password). */
+static int validate_events(const struct config *cfg, char *err, size_t errlen)
+{
+	struct redis_target target;
+	if (cfg->events_stream[0] == '\0') {
+		set_err(err, errlen, "events_stream: must not be empty");
+		return -1;
+	}
+	int rc = cfg->redis_url[0] ? redis_parse_url(cfg->redis_url, &target, err, errlen) : 0;
+	OPENSSL_cleanse(&target, sizeof(target));
+	return rc;
 }
 
 static int validate_cross(const struct config *cfg, char *err, size_t errlen)
@@ -934,6 +1000,15 @@ static int validate_cross(const struct config *cfg, char *err, size_t errlen)
 		set_err(err, errlen, "state_directory: must not be empty");
 		return -1;
 	}
+	if (cfg->refresh_lease_ms <= cfg->http_timeout_ms) {
+		format_duration(cfg->refresh_lease_ms, min, sizeof(min));
+		format_duration(cfg->http_timeout_ms, max, sizeof(max));
+		set_err(err, errlen, "refresh_lease (%s) must be longer than http_timeout (%s)", min,
+		        max);
+		return -1;
+	}
+	if (validate_events(cfg, err, errlen) < 0)
+		return -1;
 	return validate_platforms(cfg, err, errlen);
 }
 
@@ -1057,11 +1132,16 @@ static void print_reference_row(const struct key_ref *ref, FILE *out)
 	const struct key *key = ref->key;
 	describe_type(key, type, sizeof(type));
 	fprintf(out, "| `%s` | %s | `", ref->name, type);
-	if (ref->platform >= 0)
-		print_duration(
-		    (const char *)&platform_at((size_t)ref->platform)->schedule + key->offset, out);
-	else
+	if (!key->default_text) {
+		/* The platform descriptor's own default. */
+		const struct platform *p = platform_at((size_t)ref->platform);
+		struct platform_settings d = {
+		    .schedule = p->schedule,
+		    .base_url = (char *)(p->default_base_url ? p->default_base_url : "")};
+		type_ops[key->type].print((const char *)&d + key->offset, out);
+	} else {
 		fputs(key->default_text[0] ? key->default_text : "\"\"", out);
+	}
 	fprintf(out, "` | %s | %s |\n", key->reloadable ? "yes" : "restart", key->help);
 }
 

@@ -13,6 +13,17 @@
 #include "daemon/log.h"
 #include "platforms/platform.h"
 
+/* One platform's settings: its schedule (defaults from the platform's
+ * descriptor) and how tokend reaches it. */
+struct platform_settings {
+	struct policy_params schedule;
+	char *base_url;           /* token endpoint root; default: the platform's own */
+	char *client_id;          /* "" = not configured */
+	char *client_secret_file; /* "" = $CREDENTIALS_DIRECTORY/<name>_client_secret if present */
+	int64_t rate_limit;       /* requests per second to this platform; 0 = no limit */
+	int64_t max_inflight;     /* requests in flight to this platform at once */
+};
+
 struct config {
 	char *database_url;     /* libpq conninfo or URI (secret: may hold a password) */
 	char *admin_listen;     /* host:port of the admin HTTP listener */
@@ -27,8 +38,20 @@ struct config {
 	int64_t reconnect_min_ms;   /* backoff after a lost connection, first step */
 	int64_t reconnect_max_ms;   /* backoff ceiling */
 	int64_t shutdown_timeout_ms; /* SIGTERM: how long to drain in-flight work */
-	/* Per platform, indexed like the registry: schedule with overrides. */
-	struct policy_params platform[PLATFORM_MAX];
+	char *http_ca_file;          /* "" = system CAs */
+	int64_t http_connect_timeout_ms;
+	int64_t http_timeout_ms;
+	int64_t http_max_response_bytes;
+	int64_t refresh_lease_ms;    /* claim duration; > http_timeout_ms */
+	/* Events: the outbox relay (daemon/relay.c). */
+	char *redis_url;             /* "" = do not relay (secret: may hold a password) */
+	char *events_stream;         /* XADD key */
+	char *events_channel;        /* PUBLISH channel; "" = none */
+	int64_t events_stream_maxlen; /* MAXLEN ~ cap; 0 = none */
+	int64_t relay_batch;         /* outbox rows per batch */
+	int64_t outbox_retention_ms; /* published rows are deleted after this */
+	/* Per platform, indexed like the registry. */
+	struct platform_settings platform[PLATFORM_MAX];
 };
 
 /* Defaults for every key. Caller frees with config_free(). NULL on ENOMEM. */

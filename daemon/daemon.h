@@ -15,6 +15,8 @@ struct sched;
 struct store;
 struct admin;
 struct accounts;
+struct refresh;
+struct relay;
 
 struct daemon {
 	struct event_base *base;
@@ -25,6 +27,8 @@ struct daemon {
 	struct store *store; /* LISTEN, loads, row reads and lifecycle writes */
 	struct admin *admin;
 	struct accounts *accounts;
+	struct refresh *refresh; /* the refresh engine: HTTP, journal, limits */
+	struct relay *relay; /* outbox → Redis stream, on its own PostgreSQL session */
 	struct metrics metrics;
 	int64_t started_ms;
 	bool ready;    /* READY=1 sent: the first full load finished */

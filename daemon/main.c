@@ -242,7 +242,8 @@ static int start_clients(struct daemon *d, char *err, size_t errlen)
 	                             .reconnect_min_ms = cfg->reconnect_min_ms,
 	                             .reconnect_max_ms = cfg->reconnect_max_ms,
 	                             .copy_batch_rows = (int)cfg->load_batch_rows,
-	                             .application_name = "tokend"};
+	                             .application_name = "tokend",
+	                             .session_sql = "SET tokend.origin = 'engine'"};
 	struct store_handlers handlers = {.connected = store_connected_cb,
 	                                  .disconnected = store_disconnected_cb,
 	                                  .notify = store_notify_cb,

@@ -6,6 +6,7 @@
 
 #include "daemon/accounts.h"
 #include "daemon/daemon.h"
+#include "daemon/relay.h"
 #include "daemon/store.h"
 #include "scheduler/sched.h"
 
@@ -13,14 +14,28 @@ static const char *const bad_input_names[] = {
     [BAD_ROW_UNKNOWN_PLATFORM] = "unknown_platform", [BAD_ROW_UNPARSABLE] = "unparsable_row",
     [BAD_ROW_UNDECRYPTABLE] = "undecryptable_token", [BAD_CONFIG_RELOAD] = "config_reload",
     [BAD_ADMIN_REQUEST] = "admin_request",           [BAD_NOTIFICATION] = "notification",
+    [BAD_UPSTREAM_BODY] = "upstream_body",
 };
 
 static const char *const result_names[] = {
     [RESULT_DONE] = "done",
     [RESULT_FENCED] = "fenced",
     [RESULT_FAILED] = "failed",
-    [RESULT_UNAVAILABLE] = "unavailable",
+    [RESULT_RETRYING] = "retrying",
+    [RESULT_DEFERRED] = "deferred",
 };
+
+static const char *const outcome_names[] = {
+    [OUTCOME_REFRESHED] = "refreshed", [OUTCOME_CHECKED] = "checked",
+    [OUTCOME_REVOKED] = "revoked",     [OUTCOME_ADOPTED] = "adopted",
+    [OUTCOME_TRANSIENT] = "transient", [OUTCOME_MALFORMED] = "malformed",
+    [OUTCOME_UNOPENABLE] = "unopenable",
+};
+
+const char *metrics_outcome_name(enum refresh_outcome outcome)
+{
+	return outcome_names[outcome];
+}
 
 const char *metrics_bad_input_name(enum bad_input kind)
 {
@@ -77,6 +92,19 @@ static void render_actions(const struct daemon *d, struct evbuffer *out)
 			                    d->metrics.actions[a][r]);
 }
 
+static void render_refreshes(const struct daemon *d, struct evbuffer *out)
+{
+	family(out, "tokend_refreshes_total", "counter",
+	       "Requests to platforms (refresh, exchange, check), by platform and outcome.");
+	for (size_t p = 0; p < platform_count(); p++)
+		for (int o = 0; o < OUTCOME_COUNT; o++)
+			evbuffer_add_printf(out,
+			                    "tokend_refreshes_total{platform=\"%s\",outcome=\"%s\"} "
+			                    "%" PRIu64 "\n",
+			                    platform_at(p)->name, outcome_names[o],
+			                    d->metrics.refreshes[p][o]);
+}
+
 static void render_bad_input(const struct daemon *d, struct evbuffer *out)
 {
 	family(out, "tokend_bad_input_total", "counter",
@@ -86,6 +114,32 @@ static void render_bad_input(const struct daemon *d, struct evbuffer *out)
 		                    bad_input_names[k], d->metrics.bad_input[k]);
 }
 
+/* The outbox relay (daemon/relay.c). */
+static void render_events(const struct daemon *d, struct evbuffer *out)
+{
+	struct relay_stats s;
+	relay_stats(d->relay, &s);
+	family(out, "tokend_events_published_total", "counter",
+	       "Events acknowledged by Redis and marked published, by type.");
+	for (int t = 0; t < ENVELOPE_TYPE_COUNT; t++)
+		evbuffer_add_printf(out, "tokend_events_published_total{type=\"%s\"} %" PRIu64 "\n",
+		                    envelope_type_name((enum envelope_type)t), s.published[t]);
+	counter(out, "tokend_events_rejected_total",
+	        "Outbox rows set aside because they would not make a valid event.", s.rejected);
+	counter(out, "tokend_relay_failed_batches_total",
+	        "Batches Redis refused or did not acknowledge (retried).", s.failed_batches);
+	counter(out, "tokend_outbox_pruned_total", "Published outbox rows deleted after retention.",
+	        s.pruned);
+	gauge(out, "tokend_redis_up", "1 while the Redis connection is up.", s.redis_up);
+	gauge(out, "tokend_relay_active", "1 while this instance holds the relay lock.",
+	      s.relaying);
+	if (s.backlog < 0)
+		return; /* not counted yet */
+	gauge(out, "tokend_outbox_backlog", "Outbox rows not yet published.", (double)s.backlog);
+	gauge(out, "tokend_outbox_oldest_unpublished_seconds",
+	      "Age of the oldest unpublished outbox row at the last count.", s.oldest_seconds);
+}
+
 void metrics_render(const struct daemon *d, struct evbuffer *out)
 {
 	gauge(out, "tokend_ready", "1 once the first full load finished.", d->ready);
@@ -93,7 +147,12 @@ void metrics_render(const struct daemon *d, struct evbuffer *out)
 	      store_connected(d->store));
 	render_schedule(d, out);
 	render_actions(d, out);
+	render_refreshes(d, out);
 	render_bad_input(d, out);
+	render_events(d, out);
+	counter(out, "tokend_journal_replayed_total",
+	        "Journal entries committed after a restart or an outage.",
+	        d->metrics.journal_replayed);
 	counter(out, "tokend_notifications_total", "Change notifications received.",
 	        d->metrics.notifications);
 	counter(out, "tokend_loads_total", "Full loads of platform_accounts completed.",

@@ -40,7 +40,7 @@ struct store {
 	enum store_state state;
 	char *conninfo;
 	char *application_name;
-	char *listen_sql; /* "LISTEN a; LISTEN b" or NULL */
+	char *listen_sql; /* session settings and "LISTEN a; LISTEN b", run on connect */
 	struct store_handlers handlers;
 	int64_t reconnect_min_ms, reconnect_max_ms, connect_timeout_ms, backoff_ms;
 	int copy_batch_rows;
@@ -322,7 +322,7 @@ static void became_ready(struct store *st)
 	log_notice("store: connected to PostgreSQL %d (%s)", PQserverVersion(st->conn),
 	           PQdb(st->conn));
 	struct request *listen = calloc(1, sizeof(*listen));
-	if (!listen || !(listen->sql = strdup(st->listen_sql ? st->listen_sql : "SELECT 1"))) {
+	if (!listen || !(listen->sql = strdup(st->listen_sql[0] ? st->listen_sql : "SELECT 1"))) {
 		free(listen);
 		teardown(st, "out of memory");
 		return;
@@ -386,17 +386,20 @@ static void on_retry(evutil_socket_t fd, short what, void *arg)
 	connect_start(arg);
 }
 
-static char *listen_statements(const char *const *channels)
+/* What runs on every (re)connect: the session settings, then LISTEN. */
+static char *session_statements(const char *session_sql, const char *const *channels)
 {
-	if (!channels || !channels[0])
-		return NULL;
-	size_t len = 1;
-	for (const char *const *c = channels; *c; c++)
+	size_t len = 1 + (session_sql ? strlen(session_sql) + 2 : 0);
+	for (const char *const *c = channels; c && *c; c++)
 		len += strlen(*c) + 16;
 	char *sql = calloc(1, len);
 	if (!sql)
 		return NULL;
-	for (const char *const *c = channels; *c; c++) {
+	if (session_sql) {
+		strcat(sql, session_sql);
+		strcat(sql, "; ");
+	}
+	for (const char *const *c = channels; c && *c; c++) {
 		strcat(sql, "LISTEN \"");
 		strcat(sql, *c);
 		strcat(sql, "\"; ");
@@ -414,11 +417,11 @@ struct store *store_new(struct event_base *base, const struct store_options *opt
 	st->handlers = *handlers;
 	st->conninfo = strdup(opts->conninfo);
 	st->application_name = strdup(opts->application_name ? opts->application_name : "tokend");
-	st->listen_sql = listen_statements(opts->listen);
+	st->listen_sql = session_statements(opts->session_sql, opts->listen);
 	st->connect_timeout_ms = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 10000;
 	st->retry_ev = evtimer_new(base, on_retry, st);
 	st->resume_ev = event_new(base, -1, 0, on_resume, st);
-	if (!st->conninfo || !st->application_name || (opts->listen && !st->listen_sql) ||
+	if (!st->conninfo || !st->application_name || !st->listen_sql ||
 	    !st->retry_ev || !st->resume_ev) {
 		store_free(st);
 		return NULL;

@@ -23,6 +23,7 @@ struct store_options {
 	int64_t connect_timeout_ms;
 	int copy_batch_rows;          /* COPY lines handed out per loop turn */
 	const char *application_name; /* shown in pg_stat_activity */
+	const char *session_sql;      /* run on every (re)connect before requests, or NULL */
 };
 
 struct store_handlers {

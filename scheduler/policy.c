@@ -72,13 +72,23 @@ static struct policy_decision decision(enum action action, int64_t due_ms, enum 
 	return (struct policy_decision){.action = action, .due_ms = due_ms, .reason = reason};
 }
 
-/* Tokens without expiry (Facebook Page): a validity check every interval. */
+/* After a transient failure, nothing is tried again before next_attempt_at
+ * (backoff, Retry-After), not even on request. */
+static bool backoff_pending(const struct policy_input *in)
+{
+	return in->failure_count > 0 && in->next_attempt_at_ms > in->now_ms;
+}
+
+/* Tokens without expiry (Facebook Page): a validity check every interval;
+ * a failed check again after its backoff. */
 static struct policy_decision check_decision(const struct policy_params *params,
                                              const struct policy_input *in)
 {
 	if (params->check_interval_ms <= 0)
 		return decision(ACTION_NONE, 0, REASON_NONE);
-	if (in->refresh_requested)
+	if (backoff_pending(in))
+		return decision(ACTION_CHECK, in->next_attempt_at_ms, REASON_NONE);
+	if (in->refresh_requested || (in->failure_count > 0 && in->next_attempt_at_ms > 0))
 		return decision(ACTION_CHECK, in->now_ms, REASON_NONE);
 	int64_t base = in->last_check_at_ms ? in->last_check_at_ms : in->token_issued_at_ms;
 	int64_t due = base + params->check_interval_ms - jitter_of(in, params->jitter_ms);
@@ -212,6 +222,16 @@ static struct policy_decision expiring_decision(const struct policy_params *para
 	return best;
 }
 
+/* A short-lived Meta token: exchange now, or after the backoff of a failed
+ * exchange, unless it expires first. */
+static struct policy_decision exchange_decision(const struct policy_input *in, int64_t deadline)
+{
+	int64_t due = backoff_pending(in) ? in->next_attempt_at_ms : in->now_ms;
+	if (deadline != 0 && deadline < due && !(in->events_fired & EVENT_FIRED_REVOKED))
+		return decision(ACTION_EXPIRE, deadline, REASON_NONE);
+	return decision(ACTION_EXCHANGE, due, REASON_NONE);
+}
+
 struct policy_decision policy_next(const struct policy_params *params,
                                    const struct policy_input *in)
 {
@@ -222,7 +242,7 @@ struct policy_decision policy_next(const struct policy_params *params,
 	if (deadline != 0 && in->now_ms >= deadline)
 		return decision(ACTION_EXPIRE, deadline, REASON_NONE);
 	if (in->needs_exchange && params->exchange)
-		return decision(ACTION_EXCHANGE, in->now_ms, REASON_NONE);
+		return exchange_decision(in, deadline);
 	if (in->access_expires_at_ms == 0)
 		return check_decision(params, in);
 	return expiring_decision(params, in, kind, deadline);

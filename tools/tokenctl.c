@@ -26,9 +26,16 @@ enum {
 };
 
 static const struct tokenctl_command commands[] = {
+    {"account", tokenctl_account, "show one account's state in the schedule (never its tokens)"},
+    {"events", tokenctl_events, "read the event stream (tail) or check events (check)"},
     {"keygen", tokenctl_keygen, "print a new keyring line with a random key"},
+    {"migrate", tokenctl_migrate, "apply the schema migrations the database lacks"},
+    {"refresh", tokenctl_refresh, "ask tokend to refresh one account now"},
+    {"rekey", tokenctl_rekey, "re-seal stored tokens under the primary key, online"},
+    {"schedule", tokenctl_schedule, "show the upcoming actions, earliest first"},
     {"seal", tokenctl_seal, "seal a token read from stdin for one account and column"},
-    /* Keep sorted. Next: account, events, migrate, refresh, rekey, schedule, status. */
+    {"status", tokenctl_status, "show the daemon's health at a glance"},
+    /* Keep sorted. */
 };
 
 static const char main_usage[] = "Usage: tokenctl [--help | --version] COMMAND [ARGS...]\n"

@@ -139,8 +139,9 @@ static void control_fault(struct fake *fake, struct evhttp_request *req, json_t 
 	    !int_arg(req, input, "status", 400, 400, 599, &status) ||
 	    !bool_arg(req, input, "commit", &f.commit))
 		return;
-	if (code != 4 && code != 17 && code != 613) {
-		refuse(req, 400, "\"code\" must be 4, 17 or 613");
+	if (code != 1 && code != 2 && code != 4 && code != 17 && code != 32 && code != 341 &&
+	    code != 368 && code != 613) {
+		refuse(req, 400, "\"code\" must be 1, 2, 4, 17, 32, 341, 368 or 613");
 		return;
 	}
 	f.count = (uint32_t)count;

@@ -50,16 +50,33 @@ static const struct graph_error graph_errors[FAIL_COUNT] = {
     [FAIL_SERVER] = {500, 1, 0, "An unknown error has occurred."},
 };
 
+/* The transient codes of platforms.md: temporary failures and rate limits. */
 static const char *rate_message(int code)
 {
 	switch (code) {
+	case 1:
+		return "An unknown error occurred";
+	case 2:
+		return "An unexpected error has occurred. Please retry your request later.";
 	case 17:
 		return "(#17) User request limit reached";
+	case 32:
+		return "(#32) Page request limit reached";
+	case 341:
+		return "(#341) Application limit reached";
+	case 368:
+		return "The action attempted has been deemed abusive or is otherwise disallowed";
 	case 613:
 		return "(#613) Calls to this api have exceeded the rate limit.";
 	default:
 		return "(#4) Application request limit reached";
 	}
+}
+
+static bool rate_code(int code)
+{
+	return code == 1 || code == 2 || code == 17 || code == 32 || code == 341 || code == 368 ||
+	       code == 613;
 }
 
 static json_t *fbtrace_id(struct fake *fake)
@@ -80,7 +97,7 @@ static void graph_fail(struct call *c, enum fail why, const char *detail)
 	json_t *error;
 
 	if (why == FAIL_RATE) {
-		code = c->graph_code == 17 || c->graph_code == 613 ? c->graph_code : 4;
+		code = rate_code(c->graph_code) ? c->graph_code : 4;
 		status = c->graph_status ? c->graph_status : status;
 		message = rate_message(code);
 		wire_set_header(c, "x-app-usage",
@@ -318,6 +335,20 @@ static json_t *debug_data(struct call *c, const char *app_token, enum verdict v,
 	return json_pack("{s:o}", "data", data);
 }
 
+/* debug_token's access_token is the app token "app_id|app_secret": checked
+ * like the client credentials of the other endpoints. */
+static bool app_token_ok(struct call *c, const char *app)
+{
+	const char *bar = strchr(app, '|');
+	char id[256];
+
+	if (!bar || (size_t)(bar - app) >= sizeof(id))
+		return false;
+	memcpy(id, app, (size_t)(bar - app));
+	id[bar - app] = '\0';
+	return plat_client_ok(c, id, bar + 1);
+}
+
 static void fb_debug_token(struct call *c)
 {
 	const char *input, *app;
@@ -326,6 +357,10 @@ static void fb_debug_token(struct call *c)
 
 	if (!(input = require(c, "input_token")) || !(app = require(c, "access_token")))
 		return;
+	if (!app_token_ok(c, app)) {
+		plat_fail(c, FAIL_CLIENT, NULL);
+		return;
+	}
 	v = grants_check(c->fake->grants, PLAT_FACEBOOK, KIND_ANY, input, c->now, &ref);
 	if (v == VERDICT_UNKNOWN)
 		ref.grant = NULL;

@@ -2,6 +2,9 @@
 scripts/test started (TOKEND_TEST_PG*), a keyring, a config file, and a real
 tokend process with its admin listener on a free loopback port."""
 
+import contextlib
+import glob
+import hashlib
 import json
 import os
 import signal
@@ -9,6 +12,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import unittest
 import urllib.error
 import urllib.request
 import uuid
@@ -31,6 +35,16 @@ def require_env(name):
 def server_dsn(dbname="postgres"):
     return (f"host={require_env('TOKEND_TEST_PGHOST')} port={require_env('TOKEND_TEST_PGPORT')} "
             f"user={require_env('TOKEND_TEST_PGUSER')} dbname={dbname}")
+
+
+def test_redis_url():
+    """The Redis of scripts/test (TOKEND_TEST_REDIS_PORT), or "" (relay off)."""
+    port = os.environ.get("TOKEND_TEST_REDIS_PORT")
+    return f"redis://127.0.0.1:{port}/0" if port else ""
+
+
+PLATFORM_NAMES = ["x", "bluesky", "threads", "instagram", "facebook", "linkedin", "pinterest",
+                  "tiktok", "youtube"]
 
 
 def daemon_env():
@@ -80,6 +94,15 @@ class Database:
         rows = self.sql(query, *args)
         return rows[0][0] if rows else None
 
+    def reconnect(self):
+        """A new connection, after PostgreSQL was restarted under this one."""
+        try:
+            self.conn.close()
+        except psycopg2.Error:
+            pass
+        self.conn = psycopg2.connect(self.dsn)
+        self.conn.autocommit = True
+
     def close(self):
         self.conn.close()
         admin = psycopg2.connect(server_dsn())
@@ -109,6 +132,13 @@ class Daemon:
             "log_timestamps": "true",
             "reconnect_min": "200ms",
             "reconnect_max": "1s",
+            # No test reaches a real platform: unless a test points them at
+            # the fake server, platforms answer "connection refused".
+            **{f"platform.{p}.base_url": f"http://127.0.0.1:1/{p}" for p in PLATFORM_NAMES},
+            # Events go to the Redis scripts/test started, on a stream of this
+            # database's own (no cross-talk); without that Redis, no relay.
+            "redis_url": test_redis_url(),
+            "events_stream": "tokend-it:" + hashlib.sha1(db.name.encode()).hexdigest()[:16],
         }
         self.settings.update(settings or {})
         self.write_keyring(1)
@@ -191,6 +221,12 @@ class Daemon:
             self.log.close()
         return self.proc.returncode if self.proc else None
 
+    def kill(self):
+        """SIGKILL: no shutdown path runs (a crash, as far as tokend can tell)."""
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+        self.log.close()
+
     def log_text(self):
         with open(self.log_path, "rb") as f:
             return f.read().decode(errors="replace")
@@ -201,11 +237,68 @@ class Daemon:
         return psycopg2.Binary(bytes.fromhex(out.strip()[2:]))
 
 
+def _pg_ctl_path():
+    """pg_ctl of the newest installed PostgreSQL, as scripts/services picks it."""
+    found = glob.glob("/usr/lib/postgresql/*/bin/pg_ctl")
+    return max(found, key=lambda p: int(p.split("/")[4])) if found else None
+
+
+def postgres_controllable():
+    """Whether tests may stop and start the PostgreSQL of scripts/services."""
+    return bool(os.environ.get("TOKEND_TEST_SERVICES_DIR") and _pg_ctl_path())
+
+
+def _pg_ctl(*args):
+    """pg_ctl on the PostgreSQL scripts/services started (as postgres when root)."""
+    if not postgres_controllable():
+        raise unittest.SkipTest("needs the PostgreSQL of scripts/services "
+                                "(TOKEND_TEST_SERVICES_DIR) to stop and start it")
+    cmd = [_pg_ctl_path(), "-D", os.path.join(os.environ["TOKEND_TEST_SERVICES_DIR"], "pg"),
+           *args]
+    if os.geteuid() == 0:
+        cmd = ["runuser", "-u", "postgres", "--", *cmd]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+    assert run.returncode == 0, f"pg_ctl {' '.join(args)}: {run.stdout}{run.stderr}"
+
+
+def stop_postgres():
+    _pg_ctl("-m", "fast", "-w", "stop")
+
+
+def start_postgres():
+    """Start it again with the options of scripts/services."""
+    services = os.environ["TOKEND_TEST_SERVICES_DIR"]
+    options = (f"-c listen_addresses=127.0.0.1 -c port={require_env('TOKEND_TEST_PGPORT')} "
+               f"-c unix_socket_directories={services} -c fsync=off -c max_connections=200 "
+               "-c shared_buffers=256MB")
+    _pg_ctl("-l", os.path.join(services, "pg.log"), "-w", "-t", "60", "start", "-o", options)
+
+
+@contextlib.contextmanager
+def postgres_stopped():
+    """The test PostgreSQL is down inside the block, and up again after it
+    whatever happens (other tests need it). Reconnect Databases afterwards."""
+    stop_postgres()
+    try:
+        yield
+    finally:
+        start_postgres()
+
+
 def tokenctl(*args, input=None):
     run = subprocess.run([TOKENCTL, *args], capture_output=True, text=True, input=input,
                          timeout=30, env=daemon_env())
     assert run.returncode == 0, f"tokenctl {args[0]} failed: {run.stderr}"
     return run.stdout
+
+
+def access_token_of(platform, account_id):
+    """The plaintext access token insert_account seals (the fake adopts it)."""
+    return f"{platform}-at-{account_id}"
+
+
+def refresh_token_of(platform, account_id):
+    return f"{platform}-rt-{account_id}"
 
 
 def insert_account(db, daemon, platform="linkedin", access_in=None, refresh=False,
@@ -216,10 +309,12 @@ def insert_account(db, daemon, platform="linkedin", access_in=None, refresh=Fals
     values = {
         "id": account_id, "platform": platform, "external_id": "ext-" + account_id[:8],
         "status": status,
-        "access_token": daemon.seal(account_id, "access_token", "at-" + account_id),
+        "access_token": daemon.seal(account_id, "access_token",
+                                    access_token_of(platform, account_id)),
     }
     if refresh:
-        values["refresh_token"] = daemon.seal(account_id, "refresh_token", "rt-" + account_id)
+        values["refresh_token"] = daemon.seal(account_id, "refresh_token",
+                                              refresh_token_of(platform, account_id))
     values.update(columns)
     names = list(values)
     exprs = ["%s"] * len(names)

@@ -59,7 +59,7 @@ class BadRows(DaemonTest, unittest.TestCase):
                                          "WHERE id = %s", a) == "token_undecryptable",
                      5, "undecryptable recorded")
         wait_for(lambda: self.db.one("SELECT last_error_code FROM platform_accounts WHERE id = %s",
-                                     other) == "refresh_unavailable", 5, "good account handled")
+                                     other) == "network_error", 5, "good account handled")
         log = self.daemon.log_text()
         self.assertIn(f"account {garbage} (x): access_token does not open", log)
         self.assertIn(f"account {copied} (x): refresh_token does not open", log)

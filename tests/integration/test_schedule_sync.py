@@ -73,14 +73,15 @@ class ScheduleSync(DaemonTest, unittest.TestCase):
         a = insert_account(self.db, self.daemon, platform="x", access_in="2 hours", refresh=True)
         self.daemon.start()
         self.assertEqual(self.db.one("SELECT tokend_request_refresh(%s)", a), True)
-        # Until the refresh engine lands, a due refresh is reported, not faked:
-        # logged, recorded as refresh_unavailable, retried later.
+        # The platform is unreachable here (tests/integration/test_refresh.py
+        # has the fake server): the attempt is made at once, fails as a
+        # network error, and a retry is scheduled.
         wait_for(lambda: self.db.one("SELECT last_error_code FROM platform_accounts "
-                                     "WHERE id = %s", a) == "refresh_unavailable",
+                                     "WHERE id = %s", a) == "network_error",
                  5, "the refresh request handled")
         self.assertIsNone(self.db.one("SELECT refresh_requested_at FROM platform_accounts "
                                       "WHERE id = %s", a))
-        self.assertIn(f"account {a} (x): refresh due", self.daemon.log_text())
+        self.assertIn(f"account {a} (x): refresh failed, will retry", self.daemon.log_text())
         entry = wait_for(lambda: self.daemon.schedule().get(a), 2, "rescheduled")
         self.assertEqual(entry["action"], "retry")
         self.assertGreater(entry["due_in_seconds"], 0)

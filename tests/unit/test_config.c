@@ -108,9 +108,12 @@ static void test_defaults(void)
 	CHECK(cfg->reconnect_min_ms == 1000);
 	CHECK(cfg->reconnect_max_ms == 30000);
 	CHECK(cfg->shutdown_timeout_ms == 10000);
-	for (size_t i = 0; i < platform_count(); i++)
-		CHECK(memcmp(&cfg->platform[i], &platform_at(i)->schedule,
-		             sizeof(cfg->platform[i])) == 0);
+	for (size_t i = 0; i < platform_count(); i++) {
+		CHECK(memcmp(&cfg->platform[i].schedule, &platform_at(i)->schedule,
+		             sizeof(cfg->platform[i].schedule)) == 0);
+		CHECK(platform_at(i)->default_base_url &&
+		      strcmp(cfg->platform[i].base_url, platform_at(i)->default_base_url) == 0);
+	}
 	CHECK(config_validate(cfg, err, sizeof(err)) == 0);
 	out = printed(cfg);
 	CHECK_CONTAINS(out, "reconnect_min = 1s\n");
@@ -139,7 +142,7 @@ static void test_table_order(void)
 		snprintf(prev, sizeof(prev), "%s", name);
 		lines++;
 	}
-	CHECK(lines == 13 + 4 * platform_count());
+	CHECK(lines == 24 + 9 * platform_count()); /* global keys + keys per platform */
 	free(out);
 	config_free(cfg);
 }
@@ -221,7 +224,7 @@ static void test_durations(void)
 		struct config *cfg;
 		snprintf(text, sizeof(text), "platform.x.jitter = %s\n", good[i].text);
 		cfg = PARSE_OK(text);
-		CHECK(cfg->platform[x].jitter_ms == good[i].ms);
+		CHECK(cfg->platform[x].schedule.jitter_ms == good[i].ms);
 		out = printed(cfg);
 		snprintf(want, sizeof(want), "platform.x.jitter = %s\n", good[i].canonical);
 		CHECK_CONTAINS(out, want);
@@ -385,7 +388,7 @@ static void test_env(void)
 	struct config *cfg = PARSE_OK("sched_batch = 5\nplatform.x.refresh_lead = 3m\n");
 	CHECK(config_apply_env(cfg, env, err, sizeof(err)) == 0);
 	CHECK(cfg->sched_batch == 9);
-	CHECK(cfg->platform[platform_x()].refresh_lead_ms == 7 * 60000);
+	CHECK(cfg->platform[platform_x()].schedule.refresh_lead_ms == 7 * 60000);
 	CHECK_STREQ(cfg->instance_id, "  spaced # literal  ");
 	CHECK(config_apply_env(cfg, bad_env, err, sizeof(err)) == -1);
 	CHECK_STREQ(err, "environment TOKEND_ADMIN_LISTEN: expected host:port, got 'x'");
@@ -464,9 +467,9 @@ static void test_validate(void)
 	cfg = PARSE_OK("platform.x.refresh_lead = 0\n");
 	CHECK(config_validate(cfg, err, sizeof(err)) == -1);
 	CHECK_CONTAINS(err, "platform.x.refresh_lead: must be > 0");
-	cfg->platform[x].kind = REFRESH_NONE; /* then a lead of 0 is fine */
+	cfg->platform[x].schedule.kind = REFRESH_NONE; /* then a lead of 0 is fine */
 	CHECK(config_validate(cfg, err, sizeof(err)) == 0);
-	cfg->platform[x].jitter_ms = -1;
+	cfg->platform[x].schedule.jitter_ms = -1;
 	CHECK(config_validate(cfg, err, sizeof(err)) == -1);
 	CHECK_STREQ(err, "platform.x.jitter: -1ms is out of range 0s..365d");
 	config_free(cfg);

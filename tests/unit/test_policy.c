@@ -205,6 +205,23 @@ static void test_exchange(void)
 		EXPECT(meta[i], policy_next(schedule_of(meta[i]), &in), ACTION_EXCHANGE,
 		       T0 + MINUTES(5), REASON_NONE);
 	}
+	/* A failed exchange waits for its backoff (Retry-After), even when
+	 * requested, and never past the short-lived token's expiry. */
+	struct policy_input ex = token_at(T0, HOURS(1), 0);
+	ex.now_ms = T0 + MINUTES(5);
+	ex.needs_exchange = true;
+	ex.failure_count = 1;
+	ex.next_attempt_at_ms = T0 + MINUTES(7);
+	ex.refresh_requested = true;
+	EXPECT("exchange backoff", policy_next(schedule_of("threads"), &ex), ACTION_EXCHANGE,
+	       T0 + MINUTES(7), REASON_NONE);
+	ex.next_attempt_at_ms = T0 + MINUTES(4);
+	EXPECT("exchange backoff over", policy_next(schedule_of("threads"), &ex), ACTION_EXCHANGE,
+	       T0 + MINUTES(5), REASON_NONE);
+	ex.next_attempt_at_ms = T0 + MINUTES(70);
+	EXPECT("exchange backoff past expiry", policy_next(schedule_of("facebook"), &ex),
+	       ACTION_EXPIRE, T0 + HOURS(1), REASON_NONE);
+
 	struct policy_input in = token_at(T0, HOURS(2), 0);
 	in.has_refresh_token = true;
 	in.needs_exchange = true; /* meaningless for X */
@@ -465,7 +482,19 @@ static void test_page_check(void)
 	EXPECT("page next check", policy_next(fb, &in), ACTION_CHECK, T0 + HOURS(49), REASON_NONE);
 	in.refresh_requested = true;
 	EXPECT("page check now", policy_next(fb, &in), ACTION_CHECK, T0 + HOURS(30), REASON_NONE);
+	/* A failed check: again after its backoff, not at once, even on request. */
+	in.failure_count = 1;
+	in.next_attempt_at_ms = T0 + HOURS(31);
+	EXPECT("page check backoff", policy_next(fb, &in), ACTION_CHECK, T0 + HOURS(31),
+	       REASON_NONE);
 	in.refresh_requested = false;
+	EXPECT("page check backoff", policy_next(fb, &in), ACTION_CHECK, T0 + HOURS(31),
+	       REASON_NONE);
+	in.next_attempt_at_ms = T0 + HOURS(29);
+	EXPECT("page check backoff over", policy_next(fb, &in), ACTION_CHECK, T0 + HOURS(30),
+	       REASON_NONE);
+	in.failure_count = 0;
+	in.next_attempt_at_ms = 0;
 	CHECK("page jitter", fb->jitter_ms >= 0 && fb->jitter_ms < HOURS(24));
 	int64_t lo = INT64_MAX, hi = INT64_MIN;
 	for (uint32_t k = 0; k < 100000; k++) {
@@ -695,12 +724,19 @@ static void check_property(const struct platform *plat, const struct policy_inpu
 		EXPECT(name, d, ACTION_EXPIRE, deadline, REASON_NONE);
 		return;
 	}
+	bool backoff = in->failure_count > 0 && in->next_attempt_at_ms > in->now_ms;
 	if (in->needs_exchange && p->exchange) {
-		EXPECT(name, d, ACTION_EXCHANGE, in->now_ms, REASON_NONE);
+		int64_t due = backoff ? in->next_attempt_at_ms : in->now_ms;
+		if (deadline && deadline < due && !(in->events_fired & EVENT_FIRED_REVOKED))
+			EXPECT(name, d, ACTION_EXPIRE, deadline, REASON_NONE);
+		else
+			EXPECT(name, d, ACTION_EXCHANGE, due, REASON_NONE);
 		return;
 	}
 	if (in->access_expires_at_ms == 0) {
 		CHECK(name, d.action == (p->check_interval_ms > 0 ? ACTION_CHECK : ACTION_NONE));
+		if (p->check_interval_ms > 0 && backoff)
+			CHECK(name, d.due_ms == in->next_attempt_at_ms);
 		return;
 	}
 	if (!(in->events_fired & EVENT_FIRED_REVOKED))
