@@ -6,6 +6,7 @@
 
 #include "daemon/accounts.h"
 #include "daemon/daemon.h"
+#include "daemon/refresh.h"
 #include "daemon/relay.h"
 #include "daemon/store.h"
 #include "scheduler/sched.h"
@@ -150,6 +151,9 @@ void metrics_render(const struct daemon *d, struct evbuffer *out)
 	render_refreshes(d, out);
 	render_bad_input(d, out);
 	render_events(d, out);
+	gauge(out, "tokend_journal_pending",
+	      "Upstream responses kept in the journal, not yet committed to PostgreSQL.",
+	      (double)refresh_journal_pending(d->refresh));
 	counter(out, "tokend_journal_replayed_total",
 	        "Journal entries committed after a restart or an outage.",
 	        d->metrics.journal_replayed);

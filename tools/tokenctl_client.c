@@ -197,6 +197,17 @@ static int resolve_address(const char *cmd, const struct tokenctl_admin_opts *o,
 	return TOKENCTL_OK;
 }
 
+/* A token that can go in a header as it is: no control characters. */
+static bool printable(const struct secret *token)
+{
+	if (token->len == 0)
+		return false;
+	for (size_t i = 0; i < token->len; i++)
+		if (token->data[i] < 0x21 || token->data[i] == 0x7f)
+			return false;
+	return true;
+}
+
 /* The Authorization header from the token file, if one was given. */
 static int load_token(const char *cmd, const struct tokenctl_admin_opts *o,
                       struct tokenctl_admin *a)
@@ -210,6 +221,14 @@ static int load_token(const char *cmd, const struct tokenctl_admin_opts *o,
 		return TOKENCTL_OK;
 	if (secret_read_file(path, &token, err, sizeof(err)) < 0) {
 		tokenctl_error(cmd, "admin token file: %s", err);
+		return TOKENCTL_FAIL;
+	}
+	if (!printable(&token)) {
+		secret_free(&token);
+		tokenctl_error(cmd,
+		               "admin token file %s: the token must be one line of printable "
+		               "characters",
+		               path);
 		return TOKENCTL_FAIL;
 	}
 	size_t len = sizeof(prefix) + token.len;

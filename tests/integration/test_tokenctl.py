@@ -601,8 +601,15 @@ class Rekey(WithDaemon):
             self.db.one("SELECT tokend_reseal(%s, 1, %s, %s, %s, %s, NULL, %s)", a, old_access,
                         other, old_refresh, old_refresh, other)
         # Current version and bytes: written, version kept, no notification.
+        listener = psycopg2.connect(self.db.dsn)
+        self.addCleanup(listener.close)
+        listener.autocommit = True
+        listener.cursor().execute("LISTEN tokend_accounts")
         self.assertTrue(self.db.one(call, a, 1, old_access, other, old_refresh, old_refresh))
         self.assertEqual(self.version(a), 1)
+        time.sleep(0.2)
+        listener.poll()
+        self.assertEqual(listener.notifies, [])
         # The flag does not outlive the call, even inside one transaction:
         # a plain token change right after it still makes a new version.
         with self.db.conn.cursor() as cur:
@@ -613,6 +620,8 @@ class Rekey(WithDaemon):
             self.db.conn.commit()
             self.db.conn.autocommit = True
         self.assertEqual(self.version(a), 2)
+        wait_for(lambda: listener.poll() or listener.notifies, 5, "the token change announced")
+        self.assertEqual([n.payload for n in listener.notifies], [f"U:{a}"])
 
 
 if __name__ == "__main__":
