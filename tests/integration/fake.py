@@ -32,7 +32,9 @@ class FakePlatforms:
             self.tls_url = "https://" + second.split()[2]
 
     def base_url(self, platform):
-        return f"{self.tls_url or self.url}/{platform}"
+        # Facebook's base URL includes the Graph version, as in production.
+        version = "/v21.0" if platform == "facebook" else ""
+        return f"{self.tls_url or self.url}/{platform}{version}"
 
     def settings(self, secrets_dir):
         """Daemon settings pointing every platform here, with client credentials
