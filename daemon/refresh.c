@@ -52,6 +52,8 @@ struct job {
 	struct journal_entry entry; /* the new tokens, sealed */
 	uint64_t seq;
 	enum action_result result;
+	int64_t started_mono_ms; /* for tokend_refresh_duration_seconds */
+	bool requested;          /* a request went to the platform */
 };
 
 static const enum seal_column columns[3] = {SEAL_ACCESS_TOKEN, SEAL_REFRESH_TOKEN,
@@ -107,6 +109,10 @@ static void job_free(struct job *job)
 static void finish(struct job *job, enum action_result result)
 {
 	struct refresh *r = job->r;
+	if (job->requested)
+		metrics_observe(&r->d->metrics.refresh_duration[job->acct.platform],
+		                HISTOGRAM_REFRESH_DURATION,
+		                (double)(metrics_monotonic_ms() - job->started_mono_ms) / 1000.0);
 	r->in_flight--;
 	r->limit[job->acct.platform].in_flight--;
 	r->d->metrics.actions[job->decision.action][result]++;
@@ -256,6 +262,11 @@ static void stored(const PGresult *res, void *arg)
 		journal_retire(job->r->journal, job->seq);
 	if (result == RESULT_DONE) {
 		count(job, OUTCOME_REFRESHED);
+		if (job->acct.state.access_expires_at_ms) /* how early it was */
+			metrics_observe(&job->r->d->metrics.refresh_lead[job->acct.platform],
+			                HISTOGRAM_REFRESH_LEAD,
+			                (double)(job->acct.state.access_expires_at_ms - sched_now_ms()) /
+			                    1000.0);
 		log_info("account %s (%s): %s done; new token expires in %" PRId64 " s",
 		         job->acct.id_text, job->acct.platform_name,
 		         policy_action_name(job->decision.action),
@@ -407,6 +418,7 @@ static struct platform_grant grant_of(const struct job *job)
 static void on_response(const struct http_response *resp, void *arg)
 {
 	struct job *job = arg;
+	job->requested = true;
 	if (resp->error) {
 		network_failure(job, resp);
 		return;
@@ -556,7 +568,12 @@ int refresh_start(struct refresh *r, const struct account *acct, struct policy_d
 	struct job *job = calloc(1, sizeof(*job));
 	if (!job)
 		return -1;
-	*job = (struct job){.r = r, .acct = *acct, .decision = decision, .done = done, .arg = arg};
+	*job = (struct job){.r = r,
+	                    .acct = *acct,
+	                    .decision = decision,
+	                    .done = done,
+	                    .arg = arg,
+	                    .started_mono_ms = metrics_monotonic_ms()};
 	job->next = r->jobs;
 	if (r->jobs)
 		r->jobs->prev = job;
@@ -660,6 +677,15 @@ static int load_client_secrets(struct refresh *r, struct secret *out, char *err,
 	return 0;
 }
 
+static long max_platform_inflight(const struct config *cfg)
+{
+	int64_t most = 1;
+	for (size_t i = 0; i < platform_count(); i++)
+		if (cfg->platform[i].max_inflight > most)
+			most = cfg->platform[i].max_inflight;
+	return (long)most;
+}
+
 static struct http_options http_options_of(const struct config *cfg)
 {
 	return (struct http_options){
@@ -667,6 +693,10 @@ static struct http_options http_options_of(const struct config *cfg)
 	    .connect_timeout_ms = cfg->http_connect_timeout_ms,
 	    .total_timeout_ms = cfg->http_timeout_ms,
 	    .max_response_bytes = (size_t)cfg->http_max_response_bytes,
+	    /* Above every platform's in-flight cap, so requests never queue
+	     * inside curl (queue time would count against http_timeout). */
+	    .max_host_connections = max_platform_inflight(cfg),
+	    .max_connections = 4 * max_platform_inflight(cfg),
 	};
 }
 

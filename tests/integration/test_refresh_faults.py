@@ -1,9 +1,12 @@
 """Fault tests of the refresh engine (tokend.md section 6). Each test tries to
 break one promise against a real tokend, the test PostgreSQL and the fake
 platform server: a crash between the upstream answer and the commit (§6.1),
-PostgreSQL stopped during a refresh burst (§6.1, §6.6), two daemons on one
-database (§6.2), TLS trust (§6.5), and every fault the fake can inject
-(§6.5): wrong state, a lost token or a dead daemon fails the test."""
+PostgreSQL refusing the commit while connected (§6.1), PostgreSQL stopped
+during a refresh burst (§6.1, §6.6), two daemons on one database (§6.2), TLS
+trust (§6.5), and every fault the fake can inject (§6.5): wrong state, a lost
+token, a spent token presented again, a dead daemon or a sanitizer report
+fails the test. Stored tokens are checked by opening them (AES-GCM, as
+docs/sealed-format.md says) and comparing with the fake's current ones."""
 
 import base64
 import os
@@ -48,6 +51,11 @@ def open_sealed(keyring_path, account_id, column, sealed):
 def row(db, account_id, *columns):
     return db.sql(f"SELECT {', '.join(columns)} FROM platform_accounts WHERE id = %s",
                   account_id)[0]
+
+
+def log_of(daemon):
+    """The daemon's log, "" when it never started."""
+    return daemon.log_text() if os.path.exists(daemon.log_path) else ""
 
 
 def metric_sum(daemon, prefix):
@@ -96,11 +104,16 @@ class FaultTest(unittest.TestCase):
         problems = (result.errors + result.failures) if result else []
         if any(test is self for test, _ in problems) or os.environ.get("TOKEND_TEST_VERBOSE"):
             for daemon in self.daemons:
-                print(f"--- tokend log ({daemon.log_path}) ---\n{daemon.log_text()[-8000:]}")
+                print(f"--- tokend log ({daemon.log_path}) ---\n{log_of(daemon)[-8000:]}")
         self.fake.stop()
         for db in self.dbs:
             db.close()
         shutil.rmtree(self.secrets, ignore_errors=True)
+        # Under ASan/UBSan (scripts/test) a report lands in the daemon's log.
+        for daemon in self.daemons:
+            text = log_of(daemon)
+            for word in ("Sanitizer", "runtime error:"):
+                self.assertNotIn(word, text, f"sanitizer report in {daemon.log_path}")
 
     # ---- helpers ----
 
@@ -165,8 +178,10 @@ class CrashSafety(FaultTest):
         self.assertEqual((stats["ok"], stats["reuse"], stats["dead"]), (2, 0, 0))
         self.daemon.assert_running()
 
-    def test_sigkill_after_journal_before_commit(self):
-        a = self.x_account()
+    def kill_during_commit(self, a, let_it_commit):
+        """SIGKILL tokend while its tokend_store_tokens waits on a row lock
+        the test holds (so the journal entry was synced, the commit not
+        done); then let that orphaned statement commit, or end it first."""
         self.daemon.start()
         self.fake.fault("x", "delay", delay_ms=1500)
         self.request_refresh(a)
@@ -180,16 +195,39 @@ class CrashSafety(FaultTest):
                            "tokend_store_tokens blocked on the row lock")
             self.assertGreater(self.journal_size(), 0)
             self.daemon.kill()
-            # The killed daemon's backend would still commit once the lock
-            # goes (it has not noticed its client is gone): end it, so only
-            # the journal can bring the token back.
-            self.db.one("SELECT pg_terminate_backend(%s)", pid)
-            wait_for(lambda: not self.db.one("SELECT count(*) FROM pg_stat_activity "
-                                             "WHERE pid = %s", pid), 10, "backend gone")
+            if not let_it_commit:
+                # The killed daemon's backend would still commit once the
+                # lock goes (it has not noticed its client is gone): end it,
+                # so only the journal can bring the token back.
+                self.db.one("SELECT pg_terminate_backend(%s)", pid)
+                wait_for(lambda: not self.db.one("SELECT count(*) FROM pg_stat_activity "
+                                                 "WHERE pid = %s", pid), 10, "backend gone")
         finally:
             locker.rollback()
             locker.close()
+
+    def test_sigkill_after_journal_before_commit(self):
+        a = self.x_account()
+        self.kill_during_commit(a, let_it_commit=False)
         self.restart_and_check_replay(a)
+
+    def test_sigkill_after_commit_before_retire(self):
+        # The commit lands but the journal never heard: the replay after the
+        # restart must be fenced out by token_version, not store twice.
+        a = self.x_account()
+        self.kill_during_commit(a, let_it_commit=True)
+        wait_for(lambda: self.version(a) == 2, 10, "the orphaned commit")
+        self.assertGreater(self.journal_size(), 0)
+        self.daemon.start()
+        wait_for(lambda: "journal: entry 1 already superseded; dropped" in
+                 self.daemon.log_text(), 10, "the replay fenced out")
+        wait_for(lambda: self.journal_size() == 0, 5, "the journal compacted")
+        self.assertEqual(self.version(a), 2)
+        self.assert_holds_upstream_tokens(a)
+        self.request_refresh(a)
+        wait_for(lambda: self.version(a) == 3, 10, "refresh after the restart")
+        stats = self.fake.stats("x")
+        self.assertEqual((stats["ok"], stats["reuse"], stats["dead"]), (2, 0, 0))
 
     @unittest.skipUnless(postgres_controllable(), "needs scripts/services' PostgreSQL")
     def test_sigkill_while_postgres_is_down(self):
