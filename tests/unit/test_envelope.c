@@ -8,14 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "tests/unit/check.h"
 
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);   \
-			exit(1);                                                                   \
-		}                                                                                  \
-	} while (0)
 
 static const char account[] = "2f1c6b1e-8a4d-4c3b-9e21-0d5f7a6b8c9d";
 static const char event_id[] = "evt_0123456789abcdef0123456789abcdef";
@@ -163,7 +157,8 @@ static void test_data_rules(void)
 	for (int i = 0; i < 1024; i++)
 		strcat(wide, "\xc3\xa9");
 	char extra2[4200];
-	snprintf(extra2, sizeof(extra2), ", \"error\": {\"code\": \"x\", \"message\": \"%s\"}", wide);
+	snprintf(extra2, sizeof(extra2), ", \"error\": {\"code\": \"x\", \"message\": \"%s\"}",
+	         wide);
 	expect_valid(row_of("token.expiring", expiring_data(extra2)), NULL);
 }
 

@@ -20,24 +20,9 @@
 #include <unistd.h>
 
 #include "tests/unit/http_tls.h"
+#include "tests/unit/check.h"
 
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);   \
-			exit(1);                                                                   \
-		}                                                                                  \
-	} while (0)
 
-#define CHECK_STR(got, want)                                                                       \
-	do {                                                                                       \
-		const char *got_ = (got);                                                          \
-		if (!got_ || strcmp(got_, (want)) != 0) {                                          \
-			fprintf(stderr, "%s:%d: got \"%s\", want \"%s\"\n", __FILE__, __LINE__,    \
-			        got_ ? got_ : "(null)", (want));                                   \
-			exit(1);                                                                   \
-		}                                                                                  \
-	} while (0)
 
 static struct event_base *base;
 

@@ -9,14 +9,8 @@
 #include <unistd.h>
 
 #include "daemon/journal.h"
+#include "tests/unit/check.h"
 
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);   \
-			exit(1);                                                                   \
-		}                                                                                  \
-	} while (0)
 
 static char dir[256];
 static char path[300];

@@ -9,26 +9,11 @@
 
 #include "platforms/oauth.h"
 #include "platforms/platform.h"
+#include "tests/unit/check.h"
 
 #define T0 INT64_C(1700000000000)
 
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);   \
-			exit(1);                                                                   \
-		}                                                                                  \
-	} while (0)
 
-#define CHECK_STR(got, want)                                                                       \
-	do {                                                                                       \
-		const char *got_ = (got), *want_ = (want);                                         \
-		if (!got_ || !want_ || strcmp(got_, want_) != 0) {                                 \
-			fprintf(stderr, "%s:%d: got \"%s\", want \"%s\"\n", __FILE__, __LINE__,    \
-			        got_ ? got_ : "(null)", want_ ? want_ : "(null)");                 \
-			exit(1);                                                                   \
-		}                                                                                  \
-	} while (0)
 
 static void test_registry(void)
 {

@@ -10,23 +10,9 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
+#include "tests/unit/check.h"
 
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);   \
-			exit(1);                                                                   \
-		}                                                                                  \
-	} while (0)
 
-#define CHECK_STR(got, want)                                                                       \
-	do {                                                                                       \
-		if (strcmp((got), (want)) != 0) {                                                  \
-			fprintf(stderr, "%s:%d: got \"%s\", want \"%s\"\n", __FILE__, __LINE__,    \
-			        (got), (want));                                                    \
-			exit(1);                                                                   \
-		}                                                                                  \
-	} while (0)
 
 #define AUTH_FAILED "authentication failed (wrong account, column or key, or tampered)"
 
