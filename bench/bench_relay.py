@@ -226,23 +226,25 @@ def main():
     args = parser.parse_args()
     svc = Services()
     try:
-        print(f"machine: {versions()}", flush=True)
-        results = []
+        lines = [f"outbox -> stream: {args.rows:,} events ({versions()})"]
+        print(lines[0], flush=True)
         for batch in args.batch:
             res = run_relay(args, svc, batch)
-            results.append(res)
-            print(f"tokend relay_batch={batch}: {args.rows} events in {res['wall_s']:.1f} s "
-                  f"wall = {res['rate_wall']:,.0f} events/s; steady {res['rate_steady']:,.0f} "
-                  f"events/s; tokend CPU {res['cpu_s']:.1f} s (seed {res['seed_s']:.1f} s)",
-                  flush=True)
+            lines.append(f"tokend relay_batch={batch:<5}  {res['rate_wall']:9,.0f} events/s "
+                         f"(start to empty backlog {res['wall_s']:.1f} s; steady "
+                         f"{res['rate_steady']:,.0f}/s; tokend CPU "
+                         f"{1e6 * res['cpu_s'] / args.rows:.1f} us/event)")
+            print(lines[-1], flush=True)
         dsn = create_db(svc, "tokend_bench_sample")
         Tokend(args.build, dsn, svc.redis_port, "x", 1, 1).migrate()
         seed(dsn, 1)
         event_id, event = sample_event(dsn)
         for clients in (1, 50):
             rate = run_ceiling(args, svc, event_id, event, clients)
-            print(f"redis-benchmark -P 64 -c {clients} XADD ({len(event)} B event): "
-                  f"{rate:,.0f} XADD/s", flush=True)
+            lines.append(f"redis-benchmark -P 64 -c {clients:<2}   {rate:9,.0f} XADD/s "
+                         f"(same XADD, {len(event)} B event)")
+            print(lines[-1], flush=True)
+        print("\n" + "\n".join(lines))
     finally:
         svc.stop()
 

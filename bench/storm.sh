@@ -70,6 +70,7 @@ t0=$(now_ms)
 "$tokend" -c "$work/tokend.conf" 2>"$work/tokend.log" &
 tokend_pid=$!
 pids+=($tokend_pid)
+if [ -n "${PERF_OUT:-}" ]; then perf record -g -o "$PERF_OUT" -p "$tokend_pid" 2>/dev/null & pids+=($!); fi
 rss_max=0
 while [ "$(refreshed)" -lt "$n" ]; do
   rss=$(awk '/^VmRSS/ {print $2}' "/proc/$tokend_pid/status")

@@ -109,6 +109,17 @@ static struct policy_decision decide(const struct accounts *a, struct account *a
 	return policy_next(&a->d->cfg->platform[acct->platform].schedule, &acct->state);
 }
 
+/* An action completed on an account whose access token had expired before
+ * anyone was told (metrics_expired_unnoticed): promise 4 was broken. */
+static void note_unnoticed_expiry(struct accounts *a, const struct account *acct)
+{
+	a->d->metrics.expired_while_active[acct->platform]++;
+	log_err("account %s (%s): access token had expired %" PRId64 " s before tokend acted, "
+	        "with no token.expiring or token.revoked recorded",
+	        acct->id_text, acct->platform_name,
+	        (acct->state.now_ms - acct->state.access_expires_at_ms) / 1000);
+}
+
 static void action_done(const struct account *acct, struct policy_decision decision,
                         enum action_result result, void *arg)
 {
@@ -116,6 +127,8 @@ static void action_done(const struct account *acct, struct policy_decision decis
 	ssize_t i = id_list_find(&a->running, acct->id);
 	if (i >= 0)
 		id_list_remove_at(&a->running, (size_t)i);
+	if (result == RESULT_DONE && metrics_expired_unnoticed(&acct->state))
+		note_unnoticed_expiry(a, acct);
 	if (result == RESULT_FAILED || result == RESULT_DEFERRED) {
 		int64_t delay = result == RESULT_FAILED ? FAILED_ACTION_DELAY_MS : DEFERRED_DELAY_MS;
 		if (sched_set(a->d->sched, acct->id, (uint8_t)acct->platform, decision.action,
@@ -135,6 +148,9 @@ static void start_action(struct accounts *a, const struct account *acct,
 		return;
 	if (actions_run(a->d, acct, decision, action_done, a) < 0)
 		id_list_remove_at(&a->running, a->running.len - 1);
+	else
+		metrics_observe(&a->d->metrics.schedule_lateness, HISTOGRAM_SCHEDULE_LATENESS,
+		                (double)(acct->state.now_ms - decision.due_ms) / 1000.0);
 }
 
 static void schedule(struct accounts *a, const struct account *acct,

@@ -6,12 +6,17 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
+#include "common/secret.h"
 #include "daemon/accounts.h"
+#include "daemon/config.h"
 #include "daemon/daemon.h"
 #include "daemon/log.h"
 #include "daemon/relay.h"
@@ -23,9 +28,15 @@
 #define SCHEDULE_DEFAULT_LIMIT 100
 #define SCHEDULE_MAX_LIMIT 10000
 
+#define TOKEN_DIGEST_LEN 32 /* SHA-256 */
+
 struct admin {
 	struct daemon *d;
 	struct evhttp *http;
+	/* admin_token_file: only the token's digest is kept, so comparing
+	 * takes the same time whatever the length or content offered. */
+	bool need_token;
+	uint8_t token_digest[TOKEN_DIGEST_LEN];
 };
 
 static void reply_json(struct evhttp_request *req, int code, json_t *body)
@@ -291,6 +302,45 @@ static void route_get(struct admin *adm, struct evhttp_request *req, const char 
 		reply_error(adm, req, HTTP_NOTFOUND, "no such endpoint");
 }
 
+static int token_digest(const void *token, size_t len, uint8_t out[TOKEN_DIGEST_LEN])
+{
+	unsigned int n = 0;
+	return EVP_Digest(token, len, out, &n, EVP_sha256(), NULL) == 1 && n == TOKEN_DIGEST_LEN
+	           ? 0
+	           : -1;
+}
+
+/* "Authorization: Bearer <token>" (scheme case-insensitive, RFC 7235)
+ * with the configured token, compared in constant time. */
+static bool authorized(const struct admin *adm, struct evhttp_request *req)
+{
+	static const char scheme[] = "bearer ";
+	const char *value =
+	    evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+	uint8_t offered[TOKEN_DIGEST_LEN];
+	if (!value || strncasecmp(value, scheme, sizeof(scheme) - 1) != 0)
+		return false;
+	value += sizeof(scheme) - 1;
+	value += strspn(value, " ");
+	if (token_digest(value, strlen(value), offered) < 0)
+		return false;
+	bool ok = CRYPTO_memcmp(offered, adm->token_digest, TOKEN_DIGEST_LEN) == 0;
+	OPENSSL_cleanse(offered, sizeof(offered));
+	return ok;
+}
+
+static void reply_unauthorized(struct admin *adm, struct evhttp_request *req)
+{
+	char *peer = NULL;
+	ev_uint16_t port = 0;
+	evhttp_connection_get_peer(evhttp_request_get_connection(req), &peer, &port);
+	log_warnx("admin: refused a request from %s:%u without a valid bearer token",
+	          peer ? peer : "?", (unsigned)port);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",
+	                  "Bearer realm=\"tokend\"");
+	reply_error(adm, req, 401, "a valid 'Authorization: Bearer <token>' header is required");
+}
+
 static void handle(struct evhttp_request *req, void *arg)
 {
 	struct admin *adm = arg;
@@ -298,6 +348,10 @@ static void handle(struct evhttp_request *req, void *arg)
 	const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
 	if (!path) {
 		reply_error(adm, req, HTTP_BADREQUEST, "malformed request target");
+		return;
+	}
+	if (adm->need_token && strcmp(path, "/healthz") != 0 && !authorized(adm, req)) {
+		reply_unauthorized(adm, req);
 		return;
 	}
 	static const char accounts_prefix[] = "/v1/accounts/";
@@ -331,6 +385,36 @@ static int split_listen(const char *listen, char *host, size_t hostlen, unsigned
 	return 0;
 }
 
+/* Read admin_token_file (when set) and keep its digest; the token itself is
+ * wiped at once. */
+static int load_token(struct admin *adm, const char *path, char *err, size_t errlen)
+{
+	struct secret token = {0};
+	char why[256];
+	if (!path[0])
+		return 0;
+	if (secret_read_file(path, &token, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "admin_token_file: %s", why);
+		return -1;
+	}
+	bool printable = token.len > 0;
+	for (size_t i = 0; i < token.len; i++)
+		printable = printable && token.data[i] > 0x20 && token.data[i] < 0x7f;
+	int rc = -1;
+	if (!printable)
+		snprintf(err, errlen,
+		         "admin_token_file %s: the token must be one line of printable characters, "
+		         "without spaces",
+		         path);
+	else if (token_digest(token.data, token.len, adm->token_digest) < 0)
+		snprintf(err, errlen, "admin_token_file: cannot hash the token");
+	else
+		rc = 0;
+	secret_free(&token);
+	adm->need_token = rc == 0;
+	return rc;
+}
+
 struct admin *admin_new(struct daemon *d, const char *listen, char *err, size_t errlen)
 {
 	char host[256];
@@ -346,6 +430,10 @@ struct admin *admin_new(struct daemon *d, const char *listen, char *err, size_t 
 		return NULL;
 	}
 	adm->d = d;
+	if (load_token(adm, d->cfg->admin_token_file, err, errlen) < 0) {
+		admin_free(adm);
+		return NULL;
+	}
 	evhttp_set_allowed_methods(adm->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
 	                                          EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD);
 	evhttp_set_max_headers_size(adm->http, 16384);
@@ -358,7 +446,8 @@ struct admin *admin_new(struct daemon *d, const char *listen, char *err, size_t 
 		admin_free(adm);
 		return NULL;
 	}
-	log_info("admin: listening on %s", listen);
+	log_info("admin: listening on %s%s", listen,
+	         adm->need_token ? " (bearer token required but for /healthz)" : "");
 	return adm;
 }
 
@@ -367,5 +456,6 @@ void admin_free(struct admin *adm)
 	if (!adm)
 		return;
 	evhttp_free(adm->http);
+	OPENSSL_cleanse(adm->token_digest, sizeof(adm->token_digest));
 	free(adm);
 }

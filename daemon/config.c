@@ -66,6 +66,11 @@ static const struct key global_keys[] = {
     GLOBAL("admin_listen", TYPE_HOST_PORT, "127.0.0.1:9180", RESTART, 0, 0, admin_listen,
            "Address of the admin HTTP listener, host:port (IPv6 as [addr]:port). "
            "Keep it on loopback or a private network."),
+    GLOBAL("admin_token_file", TYPE_STRING, "", RESTART, 0, 0, admin_token_file,
+           "File holding the admin API's bearer token (one line of printable characters; "
+           "e.g. a systemd credential, /run/credentials/tokend.service/admin_token). When "
+           "set, every endpoint but /healthz needs 'Authorization: Bearer <token>'. "
+           "Empty: no token."),
     GLOBAL("database_url", TYPE_SECRET, "", RESTART, 0, 0, database_url,
            "PostgreSQL connection: a libpq conninfo string or URI. Empty: libpq defaults "
            "(PG* environment variables). Secret: never printed, logged or echoed."),

@@ -27,6 +27,7 @@ struct platform_settings {
 struct config {
 	char *database_url;     /* libpq conninfo or URI (secret: may hold a password) */
 	char *admin_listen;     /* host:port of the admin HTTP listener */
+	char *admin_token_file; /* "" = the admin API needs no bearer token */
 	char *keyring_file;     /* "" = $CREDENTIALS_DIRECTORY/keyring */
 	char *state_directory;  /* journal lives here */
 	char *instance_id;      /* "" = hostname:pid */

@@ -23,19 +23,19 @@ struct type_rule {
 };
 
 static const struct type_rule type_rules[ENVELOPE_TYPE_COUNT] = {
-    [ENVELOPE_EXPIRING] = {"token.expiring", {"refresh_failing", "reauth_required"},
+    [ENVELOPE_EXPIRING] = {"token.expiring",
+                           {"refresh_failing", "reauth_required"},
                            ERROR_OPTIONAL},
     [ENVELOPE_REVOKED] = {"token.revoked", {"expired", "revoked"}, ERROR_REQUIRED},
     [ENVELOPE_RECOVERED] = {"token.recovered", {"refreshed", "reauthorized"}, ERROR_FORBIDDEN},
 };
 
 /* Data members in output order. */
-static const char *const data_members[] = {"account_id", "platform", "external_id",
-                                           "token_version", "expires_at", "reason", "error"};
+static const char *const data_members[] = {"account_id", "platform", "external_id", "token_version",
+                                           "expires_at", "reason",   "error"};
 static const char *const error_members[] = {"code", "upstream_code", "message"};
-static const char *const envelope_members[] = {"specversion", "id",   "source",
-                                               "type",        "subject", "time",
-                                               "datacontenttype", "data"};
+static const char *const envelope_members[] = {"specversion", "id",   "source",          "type",
+                                               "subject",     "time", "datacontenttype", "data"};
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -166,8 +166,8 @@ static int only_members(json_t *obj, const char *const *names, size_t count, con
 }
 
 /* A string member: required or optional, with a length range; *out set. */
-static int string_member(json_t *obj, const char *name, bool required, size_t max,
-                         const char **out, const char *where, char *why, size_t n)
+static int string_member(json_t *obj, const char *name, bool required, size_t max, const char **out,
+                         const char *where, char *why, size_t n)
 {
 	json_t *v = json_object_get(obj, name);
 	*out = NULL;
@@ -189,12 +189,13 @@ static int check_error(json_t *error, char *why, size_t n)
 		return fail(why, n, "data.error is not an object");
 	if (only_members(error, error_members, COUNT(error_members), "data.error", why, n) < 0 ||
 	    string_member(error, "code", true, ERROR_CODE_MAX, &code, "data.error", why, n) < 0 ||
-	    string_member(error, "upstream_code", false, UPSTREAM_CODE_MAX, &upstream,
-	                  "data.error", why, n) < 0 ||
+	    string_member(error, "upstream_code", false, UPSTREAM_CODE_MAX, &upstream, "data.error",
+	                  why, n) < 0 ||
 	    string_member(error, "message", false, MESSAGE_MAX, &message, "data.error", why, n) < 0)
 		return -1;
 	if (!valid_name(code, ERROR_CODE_MAX, true))
-		return fail(why, n, "data.error.code \"%s\" is not a code ([a-z][a-z0-9_.]*)", code);
+		return fail(why, n, "data.error.code \"%s\" is not a code ([a-z][a-z0-9_.]*)",
+		            code);
 	return 0;
 }
 

@@ -209,6 +209,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		sched_rearm(rt->d.sched);
 	}
 	rt->clock_offset_ms = offset;
+	metrics_census_tick(&rt->d); /* tokend_accounts{platform,status} */
 	if (rt->watchdog_usec)
 		sd_notify(0, "WATCHDOG=1");
 }
@@ -303,6 +304,7 @@ static void teardown(struct runtime *rt)
 	admin_free(d->admin);
 	relay_free(d->relay);
 	store_free(d->store);
+	refresh_free(d->refresh); /* after the store: no query callback reaches a job */
 	sched_free(d->sched);
 	accounts_free(d->accounts);
 	keyring_free(d->keyring);

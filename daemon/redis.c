@@ -219,11 +219,13 @@ int redis_parse_url(const char *url, struct redis_target *t, char *err, size_t e
 	if (url[0] == '/')
 		return parse_unix(url, t, err, errlen);
 	if (strncmp(url, "rediss://", 9) == 0)
-		snprintf(err, errlen, "redis_url: TLS (rediss://) is not supported; use a local "
-		                      "TLS proxy or a unix socket");
+		snprintf(err, errlen,
+		         "redis_url: TLS (rediss://) is not supported; use a local "
+		         "TLS proxy or a unix socket");
 	else
-		snprintf(err, errlen, "redis_url: expected redis://host[:port][/db], "
-		                      "unix:///path[?db=N] or /path");
+		snprintf(err, errlen,
+		         "redis_url: expected redis://host[:port][/db], "
+		         "unix:///path[?db=N] or /path");
 	return -1;
 }
 
@@ -245,8 +247,8 @@ static void schedule_reconnect(struct redis *rc)
 {
 	int64_t delay = rc->backoff_ms;
 	delay -= delay > 4 ? (int64_t)(random() % (delay / 4)) : 0;
-	rc->backoff_ms = rc->backoff_ms * 2 > rc->reconnect_max_ms ? rc->reconnect_max_ms
-	                                                           : rc->backoff_ms * 2;
+	rc->backoff_ms =
+	    rc->backoff_ms * 2 > rc->reconnect_max_ms ? rc->reconnect_max_ms : rc->backoff_ms * 2;
 	struct timeval tv = {.tv_sec = delay / 1000, .tv_usec = (delay % 1000) * 1000};
 	evtimer_add(rc->retry_ev, &tv);
 	log_info("redis: reconnecting to %s in %lld ms", rc->where, (long long)delay);
@@ -352,8 +354,8 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 /* A context for ip (numeric) or the socket path, attached to the loop. */
 static void connect_to(struct redis *rc, const char *ip)
 {
-	redisAsyncContext *ac = ip ? redisAsyncConnect(ip, rc->target.port)
-	                           : redisAsyncConnectUnix(rc->target.path);
+	redisAsyncContext *ac =
+	    ip ? redisAsyncConnect(ip, rc->target.port) : redisAsyncConnectUnix(rc->target.path);
 	if (!ac || ac->err) {
 		log_warnx("redis: cannot connect to %s: %s", rc->where,
 		          ac ? ac->errstr : "out of memory");
@@ -471,8 +473,8 @@ struct redis *redis_new(struct event_base *base, const struct redis_target *t,
 void redis_set_backoff(struct redis *rc, int64_t reconnect_min_ms, int64_t reconnect_max_ms)
 {
 	rc->reconnect_min_ms = reconnect_min_ms > 0 ? reconnect_min_ms : 1000;
-	rc->reconnect_max_ms = reconnect_max_ms >= rc->reconnect_min_ms ? reconnect_max_ms
-	                                                                : rc->reconnect_min_ms;
+	rc->reconnect_max_ms =
+	    reconnect_max_ms >= rc->reconnect_min_ms ? reconnect_max_ms : rc->reconnect_min_ms;
 	if (rc->backoff_ms > rc->reconnect_max_ms)
 		rc->backoff_ms = rc->reconnect_max_ms;
 }

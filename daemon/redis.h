@@ -20,10 +20,10 @@ struct redis;
 struct redis_target {
 	char host[256]; /* "" for a unix socket */
 	int port;
-	char path[108];      /* unix socket path, "" for TCP */
-	char user[128];      /* ACL user for AUTH, "" for none (default user) */
-	char password[256];  /* "" for no AUTH */
-	int db;              /* SELECT db when > 0 */
+	char path[108];     /* unix socket path, "" for TCP */
+	char user[128];     /* ACL user for AUTH, "" for none (default user) */
+	char password[256]; /* "" for no AUTH */
+	int db;             /* SELECT db when > 0 */
 };
 
 /* Parse "redis://[[user]:password@]host[:port][/db]" (port 6379, db 0 by

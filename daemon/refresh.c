@@ -8,16 +8,20 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon/batcher.h"
 #include "daemon/config.h"
 #include "daemon/daemon.h"
 #include "daemon/http.h"
 #include "daemon/journal.h"
 #include "daemon/log.h"
 #include "daemon/seal.h"
+#include "daemon/sqlarray.h"
 #include "daemon/store.h"
 
 #define OWNER_MAX 128
 #define DEFER_MIN_MS 50
+/* Most accounts claimed or stored by one statement. */
+#define BATCH_MAX 500
 
 /* A platform's in-flight cap and rate limit (GCRA: a virtual schedule that
  * lets one second's worth through at once). */
@@ -35,6 +39,8 @@ struct refresh {
 	char owner[OWNER_MAX];
 	size_t in_flight;
 	struct job *jobs; /* every job in flight, freed by refresh_free */
+	struct batcher *claims; /* jobs to claim, one statement per loop turn */
+	struct batcher *stores; /* journaled tokens to store, likewise */
 };
 
 /* One refresh-type action from claim to commit. */
@@ -196,6 +202,55 @@ static void revoke_grant(struct job *job, const struct platform_result *res)
 
 /* ---- storing new tokens ---- */
 
+/* A claim or store batch: its jobs sorted by account id, so result rows
+ * (which carry the id) find their job by binary search. A job is handed on
+ * at most once; it may be freed right after, so the batch keeps the id. */
+struct batch_entry {
+	uint8_t id[SCHED_ID_LEN];
+	struct job *job; /* NULL once handed on */
+};
+
+struct batch {
+	size_t n;
+	struct batch_entry entries[];
+};
+
+static int compare_entries(const void *a, const void *b)
+{
+	return memcmp(((const struct batch_entry *)a)->id, ((const struct batch_entry *)b)->id,
+	              SCHED_ID_LEN);
+}
+
+static struct batch *batch_new(void **items, size_t n)
+{
+	struct batch *batch = malloc(sizeof(*batch) + n * sizeof(struct batch_entry));
+	if (!batch)
+		return NULL;
+	batch->n = n;
+	for (size_t i = 0; i < n; i++) {
+		struct job *job = items[i];
+		memcpy(batch->entries[i].id, job->acct.id, SCHED_ID_LEN);
+		batch->entries[i].job = job;
+	}
+	qsort(batch->entries, n, sizeof(struct batch_entry), compare_entries);
+	return batch;
+}
+
+/* The job of a result row's id (column 0), taken out of the batch; NULL if
+ * none (or already taken). */
+static struct job *batch_take(struct batch *batch, const PGresult *res, int row)
+{
+	struct batch_entry key;
+	if (!seal_parse_uuid(PQgetvalue(res, row, 0), key.id))
+		return NULL;
+	struct batch_entry *e =
+	    bsearch(&key, batch->entries, batch->n, sizeof(struct batch_entry), compare_entries);
+	struct job *job = e ? e->job : NULL;
+	if (e)
+		e->job = NULL;
+	return job;
+}
+
 static char *bytea_param(const uint8_t *data, size_t len)
 {
 	char *text = malloc(2 * len + 3);
@@ -245,34 +300,122 @@ static int store_entry(struct refresh *r, const struct journal_entry *e, stored_
 	return rc;
 }
 
-static void stored(const PGresult *res, void *arg)
+/* tokend_refresh_lead_seconds: how long before the old token's expiry the
+ * new one was stored. */
+static void observe_lead(const struct job *job)
 {
-	struct job *job = arg;
-	enum action_result result = sql_result(job, res, "storing new tokens");
-	if (result == RESULT_FAILED) {
-		/* The journal keeps the tokens; they are committed on reconnect or
-		 * by the account's next attempt (commit_kept). */
-		log_warnx("account %s (%s): new tokens kept in the journal until PostgreSQL "
-		          "takes them",
-		          job->acct.id_text, job->acct.platform_name);
-		finish(job, result);
-		return;
-	}
+	int64_t old_expiry = job->acct.state.access_expires_at_ms;
+	if (old_expiry)
+		metrics_observe(&job->r->d->metrics.refresh_lead[job->acct.platform],
+		                HISTOGRAM_REFRESH_LEAD,
+		                (double)(old_expiry - sched_now_ms()) / 1000.0);
+}
+
+/* The store failed (PostgreSQL away or refusing): the journal keeps the
+ * tokens; they are committed on reconnect or by the account's next attempt
+ * (commit_kept). */
+static void tokens_not_stored(struct job *job)
+{
+	log_warnx("account %s (%s): new tokens kept in the journal until PostgreSQL takes them",
+	          job->acct.id_text, job->acct.platform_name);
+	finish(job, RESULT_FAILED);
+}
+
+/* PostgreSQL answered for this job's tokens: stored (DONE), or fenced out
+ * because the version moved on (the journal entry is obsolete either way). */
+static void tokens_stored(struct job *job, enum action_result result)
+{
 	if (job->seq)
 		journal_retire(job->r->journal, job->seq);
 	if (result == RESULT_DONE) {
 		count(job, OUTCOME_REFRESHED);
-		if (job->acct.state.access_expires_at_ms) /* how early it was */
-			metrics_observe(&job->r->d->metrics.refresh_lead[job->acct.platform],
-			                HISTOGRAM_REFRESH_LEAD,
-			                (double)(job->acct.state.access_expires_at_ms - sched_now_ms()) /
-			                    1000.0);
+		observe_lead(job);
 		log_info("account %s (%s): %s done; new token expires in %" PRId64 " s",
 		         job->acct.id_text, job->acct.platform_name,
 		         policy_action_name(job->decision.action),
 		         (job->entry.access_expires_at_ms - sched_now_ms()) / 1000);
 	}
 	finish(job, result);
+}
+
+static void stores_answered(const PGresult *res, void *arg)
+{
+	struct batch *batch = arg;
+	bool ok = res && PQresultStatus(res) == PGRES_TUPLES_OK;
+	if (res && !ok)
+		log_warnx("refresh: storing %zu refreshes failed: %s", batch->n,
+		          PQresultErrorMessage(res));
+	for (int row = 0; ok && row < PQntuples(res); row++) {
+		struct job *job = batch_take(batch, res, row);
+		if (job)
+			tokens_stored(job, RESULT_DONE);
+	}
+	for (size_t i = 0; i < batch->n; i++) {
+		struct job *job = batch->entries[i].job;
+		if (job && ok)
+			tokens_stored(job, RESULT_FENCED);
+		else if (job)
+			tokens_not_stored(job);
+	}
+	free(batch);
+}
+
+/* The seven arrays of tokend_store_many, one element per job. */
+struct store_arrays {
+	struct sqlarray ids, versions, access, refresh, access_at, refresh_at, cannot_extend;
+};
+
+static void add_store_row(struct store_arrays *a, const struct job *job)
+{
+	const struct journal_entry *e = &job->entry;
+	char at[32];
+	sqlarray_add(&a->ids, job->acct.id_text);
+	sqlarray_add(&a->versions, job->version);
+	sqlarray_add_bytea(&a->access, e->sealed_access, e->sealed_access_len);
+	if (e->sealed_refresh)
+		sqlarray_add_bytea(&a->refresh, e->sealed_refresh, e->sealed_refresh_len);
+	else
+		sqlarray_add_null(&a->refresh);
+	ms_param(e->access_expires_at_ms, at);
+	sqlarray_add(&a->access_at, at);
+	ms_param(e->refresh_expires_at_ms, at);
+	if (e->refresh_expires_at_ms)
+		sqlarray_add(&a->refresh_at, at);
+	else
+		sqlarray_add_null(&a->refresh_at);
+	sqlarray_add(&a->cannot_extend, e->cannot_extend ? "t" : "f");
+}
+
+/* One statement stores every refresh whose journal entry became durable
+ * this loop turn. */
+static void send_stores(void **items, size_t n, void *arg)
+{
+	struct refresh *r = arg;
+	struct batch *batch = batch_new(items, n);
+	struct store_arrays a;
+	struct sqlarray *arrays[] = {&a.ids,       &a.versions,   &a.access,       &a.refresh,
+	                             &a.access_at, &a.refresh_at, &a.cannot_extend};
+	char *texts[7] = {0};
+	bool complete = batch != NULL;
+	for (size_t i = 0; i < 7; i++)
+		sqlarray_init(arrays[i]);
+	for (size_t i = 0; i < n; i++)
+		add_store_row(&a, items[i]);
+	for (size_t i = 0; i < 7; i++)
+		complete = (texts[i] = sqlarray_finish(arrays[i])) && complete;
+	bool sent = false;
+	if (complete)
+		sent = store_query(r->d->store,
+		                   "SELECT tokend_store_many($1::uuid[], $2::int8[], $3::bytea[], "
+		                   "$4::bytea[], $5::float8[], $6::float8[], $7::bool[])",
+		                   7, (const char *const *)texts, stores_answered, batch) == 0;
+	for (size_t i = 0; i < 7; i++)
+		free(texts[i]);
+	if (!sent) {
+		free(batch);
+		for (size_t i = 0; i < n; i++)
+			tokens_not_stored(items[i]);
+	}
 }
 
 static void journaled(uint64_t seq, bool ok, void *arg)
@@ -282,12 +425,8 @@ static void journaled(uint64_t seq, bool ok, void *arg)
 		log_err("account %s (%s): the journal could not be synced; storing the new "
 		        "tokens without it",
 		        job->acct.id_text, job->acct.platform_name);
-	if (store_entry(job->r, &job->entry, stored, job) < 0) {
-		log_warnx("account %s (%s): new tokens kept in the journal until PostgreSQL "
-		          "takes them",
-		          job->acct.id_text, job->acct.platform_name);
-		finish(job, RESULT_FAILED);
-	}
+	if (batcher_add(job->r->stores, job) < 0)
+		tokens_not_stored(job);
 }
 
 static int seal_into(const struct job *job, enum seal_column col, const struct secret *plain,
@@ -472,12 +611,18 @@ static void send_request(struct job *job)
 
 /* ---- claim and open ---- */
 
-static bool open_column(struct job *job, const PGresult *res, int col)
+/* Columns of tokend_claim_many: id, then the three sealed columns, then
+ * external_id. */
+#define CLAIM_TOKENS 1
+#define CLAIM_EXTERNAL_ID 4
+
+static bool open_column(struct job *job, const PGresult *res, int row, int col)
 {
-	if (PQgetisnull(res, 0, col))
+	if (PQgetisnull(res, row, CLAIM_TOKENS + col))
 		return true;
 	size_t len = 0;
-	unsigned char *sealed = PQunescapeBytea((const unsigned char *)PQgetvalue(res, 0, col), &len);
+	unsigned char *sealed =
+	    PQunescapeBytea((const unsigned char *)PQgetvalue(res, row, CLAIM_TOKENS + col), &len);
 	char err[160] = "not valid bytea";
 	bool ok = sealed && seal_open(job->r->d->keyring, job->acct.id, columns[col], sealed, len,
 	                              &job->tokens[col], err, sizeof(err)) == 0;
@@ -488,28 +633,72 @@ static bool open_column(struct job *job, const PGresult *res, int col)
 	return ok;
 }
 
-static void claimed(const PGresult *res, void *arg)
+/* The account is ours for the lease: open its tokens and call the platform. */
+static void claimed_row(struct job *job, const PGresult *res, int row)
 {
-	struct job *job = arg;
-	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-		/* Leased elsewhere, token changed, or not active: the row says which. */
-		finish(job, res && PQresultStatus(res) == PGRES_TUPLES_OK
-		                ? RESULT_FENCED
-		                : sql_result(job, res, "claiming"));
-		return;
-	}
 	bool opens = true;
 	for (int col = 0; col < 3; col++)
-		opens = open_column(job, res, col) && opens;
+		opens = open_column(job, res, row, col) && opens;
 	if (!opens) {
 		job->r->d->metrics.bad_input[BAD_ROW_UNDECRYPTABLE]++;
 		count(job, OUTCOME_UNOPENABLE);
 		record_failure(job, "token_undecryptable", 0);
 		return;
 	}
-	if (!PQgetisnull(res, 0, 3))
-		job->external_id = strdup(PQgetvalue(res, 0, 3));
+	if (!PQgetisnull(res, row, CLAIM_EXTERNAL_ID))
+		job->external_id = strdup(PQgetvalue(res, row, CLAIM_EXTERNAL_ID));
 	send_request(job);
+}
+
+/* Claimed rows go on; jobs without a row were fenced out (leased elsewhere,
+ * token changed, not active): their accounts are re-read. */
+static void claims_answered(const PGresult *res, void *arg)
+{
+	struct batch *batch = arg;
+	bool ok = res && PQresultStatus(res) == PGRES_TUPLES_OK;
+	if (res && !ok)
+		log_warnx("refresh: claiming %zu accounts failed: %s", batch->n,
+		          PQresultErrorMessage(res));
+	for (int row = 0; ok && row < PQntuples(res); row++) {
+		struct job *job = batch_take(batch, res, row);
+		if (job)
+			claimed_row(job, res, row);
+	}
+	for (size_t i = 0; i < batch->n; i++)
+		if (batch->entries[i].job)
+			finish(batch->entries[i].job, ok ? RESULT_FENCED : RESULT_FAILED);
+	free(batch);
+}
+
+/* One statement claims every account that started this loop turn. */
+static void send_claims(void **items, size_t n, void *arg)
+{
+	struct refresh *r = arg;
+	struct batch *batch = batch_new(items, n);
+	struct sqlarray ids, versions;
+	sqlarray_init(&ids);
+	sqlarray_init(&versions);
+	for (size_t i = 0; i < n; i++) {
+		struct job *job = items[i];
+		sqlarray_add(&ids, job->acct.id_text);
+		sqlarray_add(&versions, job->version);
+	}
+	char *id_text = sqlarray_finish(&ids), *version_text = sqlarray_finish(&versions);
+	char lease[24];
+	snprintf(lease, sizeof(lease), "%" PRId64, r->d->cfg->refresh_lease_ms);
+	const char *params[] = {id_text, version_text, r->owner, lease};
+	bool sent = false;
+	if (batch && id_text && version_text)
+		sent = store_query(r->d->store,
+		                   "SELECT * FROM tokend_claim_many($1::uuid[], $2::int8[], $3, $4)", 4,
+		                   params, claims_answered, batch) == 0;
+	free(id_text);
+	free(version_text);
+	if (!sent) {
+		free(batch);
+		for (size_t i = 0; i < n; i++)
+			finish(items[i], RESULT_FAILED);
+	}
 }
 
 static void deferred(evutil_socket_t fd, short what, void *arg)
@@ -594,11 +783,7 @@ int refresh_start(struct refresh *r, const struct account *acct, struct policy_d
 		goto fail;
 	if (kept)
 		return 0;
-	char lease[24];
-	snprintf(lease, sizeof(lease), "%" PRId64, r->d->cfg->refresh_lease_ms);
-	const char *params[] = {acct->id_text, job->version, r->owner, lease};
-	if (store_query(r->d->store, "SELECT * FROM tokend_claim($1, $2, $3, $4)", 4, params,
-	                claimed, job) < 0)
+	if (!store_connected(r->d->store) || batcher_add(r->claims, job) < 0)
 		goto fail;
 	return 0;
 fail:
@@ -750,6 +935,12 @@ struct refresh *refresh_new(struct daemon *d, char *err, size_t errlen)
 	}
 	if (load_client_secrets(r, r->client_secret, err, errlen) < 0)
 		goto fail;
+	r->claims = batcher_new(d->base, BATCH_MAX, send_claims, r);
+	r->stores = batcher_new(d->base, BATCH_MAX, send_stores, r);
+	if (!r->claims || !r->stores) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	log_info("refresh: instance %s, journal with %zu pending entries", r->owner,
 	         journal_pending(r->journal));
 	return r;
@@ -763,6 +954,8 @@ void refresh_free(struct refresh *r)
 	if (!r)
 		return;
 	http_free(r->http); /* no callback runs after this */
+	batcher_free(r->claims);
+	batcher_free(r->stores);
 	while (r->jobs)
 		job_free(r->jobs);
 	journal_close(r->journal);

@@ -37,12 +37,11 @@
  * an event is visible, every earlier one of its account is too.) The ids are
  * limited first, then looked up one by one: a merge join would walk the
  * outbox's published rows. $2 (the ids in flight) is hashed by PostgreSQL. */
-static const char fetch_sql[] =
-    "SELECT o.id, o.event_id, o.type, o.account_id, "
-    "(extract(epoch FROM o.created_at) * 1000000)::bigint, "
-    "o.data::text FROM (SELECT id FROM tokend_outbox_pending "
-    "WHERE NOT (id = ANY($2::bigint[])) ORDER BY id LIMIT $1) p "
-    "JOIN tokend_outbox o ON o.id = p.id ORDER BY p.id";
+static const char fetch_sql[] = "SELECT o.id, o.event_id, o.type, o.account_id, "
+                                "(extract(epoch FROM o.created_at) * 1000000)::bigint, "
+                                "o.data::text FROM (SELECT id FROM tokend_outbox_pending "
+                                "WHERE NOT (id = ANY($2::bigint[])) ORDER BY id LIMIT $1) p "
+                                "JOIN tokend_outbox o ON o.id = p.id ORDER BY p.id";
 static const char mark_sql[] =
     "WITH sent AS (DELETE FROM tokend_outbox_pending WHERE id = ANY($1::bigint[])) "
     "UPDATE tokend_outbox SET published_at = now() "
@@ -89,7 +88,7 @@ struct batch {
 	int64_t last_id; /* highest id read */
 	size_t pending;  /* replies not yet received (+1 while queueing) */
 	bool failed;
-	char error[300]; /* the first error, Redis's words */
+	char error[300];                    /* the first error, Redis's words */
 	int64_t read_us, sent_us, acked_us; /* for the debug log: where the time goes */
 };
 
@@ -222,7 +221,8 @@ static void fail(struct relay *r, const char *failure)
 	}
 	int64_t delay = r->backoff_ms;
 	delay -= delay > 4 ? (int64_t)(random() % (delay / 4)) : 0;
-	r->backoff_ms = r->backoff_ms * 2 > r->backoff_max_ms ? r->backoff_max_ms : r->backoff_ms * 2;
+	r->backoff_ms =
+	    r->backoff_ms * 2 > r->backoff_max_ms ? r->backoff_max_ms : r->backoff_ms * 2;
 	r->retry_pending = true;
 	struct timeval tv = {.tv_sec = delay / 1000, .tv_usec = (delay % 1000) * 1000};
 	evtimer_add(r->retry_ev, &tv);
@@ -269,8 +269,8 @@ static void marked(const PGresult *res, void *arg)
 	for (size_t i = 0; i < b->count; i++)
 		r->stats.published[b->events[i].type]++;
 	if (r->stats.backlog > 0)
-		r->stats.backlog -= (int64_t)b->count < r->stats.backlog ? (int64_t)b->count
-		                                                         : r->stats.backlog;
+		r->stats.backlog -=
+		    (int64_t)b->count < r->stats.backlog ? (int64_t)b->count : r->stats.backlog;
 	log_debug("relay: %zu events published, up to outbox id %" PRId64
 	          " (read %.1f ms, Redis %.1f ms, mark %.1f ms)",
 	          b->count, b->last_id, (double)(b->sent_us - b->read_us) / 1e3,
@@ -289,10 +289,15 @@ static void mark(struct relay *r, struct batch *b)
 	char *ids = id_array(r, b);
 	const char *params[] = {ids};
 	b->stage = STAGE_MARKING;
+	for (size_t i = 0; i < b->count; i++) { /* sent: only ids and types are needed now */
+		free(b->events[i].json);
+		b->events[i].json = NULL;
+	}
 	if (!ids || store_query(r->store, mark_sql, 1, params, marked, b) < 0) {
 		free(ids);
 		batch_done(r, b);
-		fail(r, "PostgreSQL is unavailable to mark a delivered batch (it will be sent again)");
+		fail(r,
+		     "PostgreSQL is unavailable to mark a delivered batch (it will be sent again)");
 		return;
 	}
 	free(ids);
@@ -333,8 +338,9 @@ static void reply_received(struct batch *b)
 	if (b->failed) {
 		char why[400];
 		r->stats.failed_batches++;
-		snprintf(why, sizeof(why), "Redis did not take a batch of %zu events for stream %s: %s",
-		         b->count, r->stream, b->error);
+		snprintf(why, sizeof(why),
+		         "Redis did not take a batch of %zu events for stream %s: %s", b->count,
+		         r->stream, b->error);
 		batch_done(r, b);
 		fail(r, why);
 		return;
@@ -387,16 +393,17 @@ static void queue_xadd(struct relay *r, struct batch *b, redisAsyncContext *ac,
                        const struct event_out *e)
 {
 	const char *type = envelope_type_name(e->type);
-	const char *argv[] = {"XADD", r->stream, "MAXLEN", "~", r->maxlen_text, "*",   "id",
-	                      e->event_id, "type", type, "event", e->json};
-	size_t lens[] = {4, strlen(r->stream), 6, 1, strlen(r->maxlen_text), 1, 2,
-	                 strlen(e->event_id), 4, strlen(type), 5, e->len};
+	const char *argv[] = {"XADD", r->stream,   "MAXLEN", "~",  r->maxlen_text, "*",
+	                      "id",   e->event_id, "type",   type, "event",        e->json};
+	size_t lens[] = {
+	    4, strlen(r->stream), 6, 1,     strlen(r->maxlen_text), 1, 2, strlen(e->event_id),
+	    4, strlen(type),      5, e->len};
 	if (r->maxlen_text[0])
 		queue_command(b, ac, on_reply, 12, argv, lens);
 	else /* no cap: skip MAXLEN ~ N */
 		queue_command(b, ac, on_reply, 9,
-		              (const char *[]){"XADD", r->stream, "*", "id", e->event_id, "type", type,
-		                               "event", e->json},
+		              (const char *[]){"XADD", r->stream, "*", "id", e->event_id, "type",
+		                               type, "event", e->json},
 		              (const size_t[]){4, lens[1], 1, 2, lens[7], 4, lens[9], 5, e->len});
 }
 
@@ -722,8 +729,8 @@ int relay_configure(struct relay *r, const struct relay_settings *s)
 	r->batch_rows = s->batch_rows > 0 ? s->batch_rows : 500;
 	r->retention_ms = s->retention_ms;
 	r->backoff_min_ms = s->reconnect_min_ms > 0 ? s->reconnect_min_ms : 1000;
-	r->backoff_max_ms = s->reconnect_max_ms > r->backoff_min_ms ? s->reconnect_max_ms
-	                                                            : r->backoff_min_ms;
+	r->backoff_max_ms =
+	    s->reconnect_max_ms > r->backoff_min_ms ? s->reconnect_max_ms : r->backoff_min_ms;
 	if (r->backoff_ms < r->backoff_min_ms || r->backoff_ms > r->backoff_max_ms)
 		r->backoff_ms = r->backoff_min_ms;
 	if (r->redis)
@@ -839,6 +846,7 @@ void relay_stats(const struct relay *r, struct relay_stats *out)
 		return;
 	}
 	*out = r->stats;
+	out->redis_configured = r->redis != NULL;
 	out->redis_up = redis_is_up(r->redis);
 	out->relaying = r->leader;
 }

@@ -1,20 +1,24 @@
 /* relay: drains the PostgreSQL outbox (tokend_outbox) to a Redis stream.
  *
  * It owns a second PostgreSQL session (its own store: the account loads
- * never wait behind it; LISTEN tokend_outbox) and a Redis connection (redis.c),
- * both on the daemon's loop. One instance relays at a time: the one holding
- * a session advisory lock on its relay session; the others stand by and try
- * the lock again every few seconds, so a dead relayer is replaced within
- * seconds and id order is delivery order.
+ * never wait behind it; LISTEN tokend_outbox) and a Redis connection
+ * (redis.c), both on the daemon's loop. One instance relays at a time: the
+ * one holding a session advisory lock on its relay session; the others stand
+ * by and try the lock every few seconds, so a dead relayer is replaced
+ * within seconds and nothing is relayed twice over by two instances.
  *
- * A batch: unpublished rows in id order → each checked and wrapped in its
+ * The queue is tokend_outbox_pending (schema/004_events_relay.sql). A batch:
+ * the lowest pending ids not in flight → each row checked and wrapped in its
  * CloudEvents envelope (envelope.c; a row that would not make a valid event
  * is set aside with rejected_at) → MULTI, XADD <stream> MAXLEN ~ <cap> * id
- * <event_id> type <type> event <json> …, EXEC, pipelined → rows marked
- * published only when EXEC acknowledged every XADD → optional PUBLISH
- * nudges → the next batch. An error reply, a lost connection or no reply in
- * time marks nothing: the batch is retried after a backoff with the same
- * event ids (at-least-once). Published rows are deleted after the retention
+ * <event_id> type <type> event <json> …, EXEC → when EXEC acknowledged every
+ * XADD: optional PUBLISH nudges, and the rows leave the queue with
+ * published_at set. Pipelined: the next batch is read and enveloped while
+ * one is at Redis, and sent when that one was acknowledged, so batches reach
+ * the stream in id order, one transaction at a time. An error reply, a lost
+ * connection or no reply in time marks nothing: the batches not yet
+ * acknowledged are read again after a backoff and sent with the same event
+ * ids (at-least-once). Published rows are deleted after the retention
  * period, a small batch at a time. */
 #ifndef TOKEND_RELAY_H
 #define TOKEND_RELAY_H
@@ -41,11 +45,12 @@ struct relay_settings {
 
 struct relay_stats {
 	uint64_t published[ENVELOPE_TYPE_COUNT]; /* rows marked published, by type */
-	uint64_t rejected;      /* rows set aside as invalid */
-	uint64_t failed_batches; /* batches Redis refused or never acknowledged */
-	uint64_t pruned;        /* published rows deleted after the retention */
-	int64_t backlog;        /* unpublished rows (last count minus published since); -1 unknown */
-	double oldest_seconds;  /* age of the oldest unpublished row at the last count */
+	uint64_t rejected;                       /* rows set aside as invalid */
+	uint64_t failed_batches;                 /* batches Redis refused or never acknowledged */
+	uint64_t pruned;                         /* published rows deleted after the retention */
+	int64_t backlog;       /* unpublished rows (last count minus published since); -1 unknown */
+	double oldest_seconds; /* age of the oldest unpublished row at the last count */
+	bool redis_configured; /* redis_url is not empty */
 	bool redis_up;
 	bool relaying; /* this instance holds the relay lock */
 };

@@ -52,8 +52,8 @@ struct tail_args {
 	const char *url, *stream, *group;
 	char consumer[64];
 	bool from_start;
-	long count;        /* 0: no limit */
-	long timeout_ms;   /* 0: forever */
+	long count;      /* 0: no limit */
+	long timeout_ms; /* 0: forever */
 };
 
 static bool write_out(const char *text, size_t len)
@@ -86,19 +86,30 @@ static int tail_parse_args(int argc, char **argv, struct tail_args *a)
 	int opt;
 	while ((opt = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'u': a->url = optarg; break;
-		case 's': a->stream = optarg; break;
-		case 'g': a->group = optarg; break;
-		case 'c': snprintf(a->consumer, sizeof(a->consumer), "%s", optarg); break;
-		case 'f': a->from_start = true; break;
+		case 'u':
+			a->url = optarg;
+			break;
+		case 's':
+			a->stream = optarg;
+			break;
+		case 'g':
+			a->group = optarg;
+			break;
+		case 'c':
+			snprintf(a->consumer, sizeof(a->consumer), "%s", optarg);
+			break;
+		case 'f':
+			a->from_start = true;
+			break;
 		case 'n':
 			if (!parse_long(optarg, LONG_MAX, &a->count))
-				return tokenctl_usage_error("events", "--count: expected a number >= 1");
+				return tokenctl_usage_error("events",
+				                            "--count: expected a number >= 1");
 			break;
 		case 't':
 			if (!parse_long(optarg, 86400, &a->timeout_ms))
-				return tokenctl_usage_error("events",
-				                            "--timeout: expected 1 to 86400 seconds");
+				return tokenctl_usage_error(
+				    "events", "--timeout: expected 1 to 86400 seconds");
 			a->timeout_ms *= 1000;
 			break;
 		default:
@@ -146,7 +157,8 @@ static redisContext *open_redis(const char *url)
 	                            : redisConnectWithTimeout(t.host, t.port, tv);
 	bool ok = c && !c->err;
 	if (!ok)
-		tokenctl_error("events", "cannot connect to Redis: %s", c ? c->errstr : "out of memory");
+		tokenctl_error("events", "cannot connect to Redis: %s",
+		               c ? c->errstr : "out of memory");
 	if (ok && t.password[0]) {
 		const char *auth[] = {"AUTH", t.user[0] ? t.user : t.password, t.password};
 		ok = simple(c, "AUTH", t.user[0] ? 3 : 2, auth);
@@ -165,10 +177,11 @@ static redisContext *open_redis(const char *url)
 /* XGROUP CREATE, unless the group exists. */
 static bool ensure_group(redisContext *c, const struct tail_args *a)
 {
-	const char *argv[] = {"XGROUP", "CREATE", a->stream, a->group, a->from_start ? "0" : "$",
+	const char *argv[] = {"XGROUP",  "CREATE", a->stream, a->group, a->from_start ? "0" : "$",
 	                      "MKSTREAM"};
 	redisReply *reply = redisCommandArgv(c, 6, argv, NULL);
-	bool ok = reply && (reply->type != REDIS_REPLY_ERROR || strncmp(reply->str, "BUSYGROUP", 9) == 0);
+	bool ok =
+	    reply && (reply->type != REDIS_REPLY_ERROR || strncmp(reply->str, "BUSYGROUP", 9) == 0);
 	if (!ok)
 		tokenctl_error("events", "XGROUP CREATE: %s", reply ? reply->str : c->errstr);
 	freeReplyObject(reply);

@@ -90,7 +90,7 @@ static void print_readiness(json_t *readyz)
 static void print_metrics(const char *metrics)
 {
 	double heap = -1;
-	print_count("accounts", metrics, "tokend_accounts");
+	print_count("accounts", metrics, "tokend_scheduled_accounts");
 	print_count("heap size", metrics, "tokend_heap_size");
 	if (metrics)
 		metric(metrics, "tokend_heap_size", &heap);

@@ -169,11 +169,14 @@ def wait_log(daemon, text, timeout=10):
 RELAY_SOURCES = ("relay.c", "redis.c", "envelope.c")
 
 
-def sanitizer_findings(log):
-    """Sanitizer reports in a daemon log (a -DTOKEND_SANITIZE=ON build) that
+def sanitizer_findings(daemon):
+    """Sanitizer reports in a daemon's log (a -DTOKEND_SANITIZE=ON build) that
     concern the relay: any AddressSanitizer error or UBSan runtime error, and
     leaks allocated from the relay's sources. (Leaks elsewhere belong to the
-    tests of those modules.)"""
+    tests of those modules.) [] when the daemon never ran."""
+    if not os.path.exists(daemon.log_path):
+        return []
+    log = daemon.log_text()
     found = []
     if "ERROR: AddressSanitizer" in log:
         found.append(log[log.index("ERROR: AddressSanitizer"):][:2000])

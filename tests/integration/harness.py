@@ -123,6 +123,7 @@ class Daemon:
         self.config = os.path.join(self.dir, "tokend.conf")
         self.log_path = os.path.join(self.dir, "tokend.log")
         self.proc = None
+        self.admin_token = None  # sent as a bearer token when set (admin_token_file)
         self.settings = {
             "database_url": db.dsn,
             "admin_listen": f"127.0.0.1:{self.port}",
@@ -179,8 +180,13 @@ class Daemon:
         if self.proc and self.proc.poll() is not None:
             raise AssertionError(f"tokend exited with {self.proc.returncode}:\n{self.log_text()}")
 
-    def request(self, method, path):
-        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", method=method)
+    def request(self, method, path, headers=None, auth=True):
+        """One admin API request; with auth, the bearer token when there is one."""
+        headers = dict(headers or {})
+        if auth and self.admin_token:
+            headers.setdefault("Authorization", f"Bearer {self.admin_token}")
+        req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", method=method,
+                                     headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=5) as resp:
                 return resp.status, resp.read().decode()

@@ -1,16 +1,20 @@
 """Bad input gets a clear log line and a metric, affects only that account or
 request, and never stops the daemon: unknown platforms, odd expiries, sealed
-values that do not open, malformed notifications, malformed admin requests."""
+values that do not open, malformed notifications, malformed admin requests,
+admin requests without the bearer token."""
 
 import os
+import subprocess
 import sys
 import unittest
+import urllib.error
+import urllib.request
 import uuid
 
 import psycopg2
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import DaemonTest, insert_account, wait_for  # noqa: E402
+from harness import TOKEND, DaemonTest, daemon_env, insert_account, wait_for  # noqa: E402
 
 
 class BadRows(DaemonTest, unittest.TestCase):
@@ -104,6 +108,97 @@ class BadRequests(DaemonTest, unittest.TestCase):
         self.assertEqual(self.daemon.metric('tokend_bad_input_total{kind="admin_request"}'),
                          len(cases))
         self.assertEqual(self.daemon.get("/healthz"), (200, {"status": "ok"}))
+
+
+class AdminToken(DaemonTest, unittest.TestCase):
+    """admin_token_file: every endpoint but /healthz needs the bearer token."""
+
+    token = "tok-3f9c1a7e5b2d4c6e8a0b1c2d3e4f5a6b"
+
+    def setUp(self):
+        super().setUp()
+        self.token_file = os.path.join(self.daemon.dir, "admin_token")
+        self.write_token(self.token + "\n")
+        self.daemon.settings["admin_token_file"] = self.token_file
+        self.daemon.write_config()
+
+    def write_token(self, text):
+        fd = os.open(self.token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+
+    def raw(self, method, path, authorization=None):
+        """(status, WWW-Authenticate, body) of one request."""
+        headers = {"Authorization": authorization} if authorization is not None else {}
+        req = urllib.request.Request(f"http://127.0.0.1:{self.daemon.port}{path}",
+                                     method=method, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                return resp.status, resp.headers.get("WWW-Authenticate"), resp.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers.get("WWW-Authenticate"), e.read().decode()
+
+    def test_requests_without_the_token_get_401(self):
+        self.daemon.admin_token = self.token
+        self.daemon.start()
+        a = insert_account(self.db, self.daemon, platform="linkedin", access_in="30 days")
+        wait_for(lambda: a in self.daemon.schedule(), 5, "account scheduled")
+        refused = [
+            ("GET", "/metrics", None),
+            ("GET", "/readyz", None),
+            ("GET", "/v1/schedule", ""),
+            ("GET", f"/v1/accounts/{a}", "Bearer"),
+            ("GET", f"/v1/accounts/{a}", "Bearer "),
+            ("GET", "/metrics", "Bearer wrong"),
+            ("GET", "/metrics", f"Bearer {self.token}x"),       # longer
+            ("GET", "/metrics", f"Bearer {self.token[:-1]}"),   # shorter
+            ("GET", "/metrics", f"Basic {self.token}"),
+            ("GET", "/metrics", self.token),
+            ("GET", "/metrics", f"Bearer {self.token} extra"),
+            ("POST", f"/v1/accounts/{a}/refresh", None),
+            ("DELETE", "/v1/schedule", None),                   # 401 before 405
+            ("GET", "/nope", None),                             # 401 before 404
+        ]
+        for method, path, authorization in refused:
+            status, challenge, body = self.raw(method, path, authorization)
+            what = f"{method} {path} with {authorization!r}"
+            self.assertEqual(status, 401, what)
+            self.assertEqual(challenge, 'Bearer realm="tokend"', what)
+            self.assertIn('"error"', body, what)
+            self.assertIn('"status":401', body, what)
+        # The token opens everything; the scheme is case-insensitive.
+        self.assertEqual(self.raw("GET", "/metrics", f"Bearer {self.token}")[0], 200)
+        self.assertEqual(self.raw("GET", "/readyz", f"bearer {self.token}")[0], 200)
+        self.assertEqual(self.raw("GET", f"/v1/accounts/{a}", f"BEARER  {self.token}")[0], 200)
+        # Liveness needs no token; bad requests with it get their own 4xx.
+        self.assertEqual(self.raw("GET", "/healthz")[:1], (200,))
+        self.assertEqual(self.raw("GET", "/v1/schedule?limit=abc", f"Bearer {self.token}")[0],
+                         400)
+        self.assertEqual(self.raw("GET", f"/v1/accounts/{uuid.uuid4()}",
+                                  f"Bearer {self.token}")[0], 404)
+        self.assertEqual(self.raw("POST", "/healthz")[0], 405)
+        self.assertEqual(self.daemon.metric('tokend_bad_input_total{kind="admin_request"}'),
+                         len(refused) + 3)
+        log = self.daemon.log_text()
+        self.assertIn("admin: refused a request from 127.0.0.1:", log)
+        self.assertIn("bearer token required", log)
+        self.assertNotIn(self.token, log)
+        self.daemon.assert_running()
+
+    def test_unusable_token_file_stops_the_start(self):
+        for content, why in (("", "printable"), ("two words\n", "printable"),
+                             ("tab\there\n", "printable"), (None, "cannot open")):
+            if content is None:
+                os.unlink(self.token_file)
+            else:
+                self.write_token(content)
+            run = subprocess.run([TOKEND, "-c", self.daemon.config], capture_output=True,
+                                 text=True, timeout=30, env=daemon_env())
+            with open(self.daemon.log_path, "a") as log:  # shown by tearDown on failure
+                log.write(run.stdout + run.stderr)
+            self.assertNotEqual(run.returncode, 0, content)
+            self.assertIn("admin_token_file", run.stderr + run.stdout, content)
+            self.assertIn(why, run.stderr + run.stdout, content)
 
 
 if __name__ == "__main__":

@@ -6,11 +6,13 @@ pruning; tokenctl events tail. The fault tests are in test_events_faults.py."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 import unittest
 
+import psycopg2
 import redis
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -35,7 +37,7 @@ class EventsTest(DaemonTest):
         super().tearDown()
         if REDIS_PORT:
             self.redis.delete(self.stream)
-        self.assertEqual(sanitizer_findings(self.daemon.log_text()), [])
+        self.assertEqual(sanitizer_findings(self.daemon), [])
 
     def events(self):
         return stream_events(self.redis, self.stream)
@@ -86,6 +88,37 @@ class LifecycleEvents(EventsTest, unittest.TestCase):
                                              ("token.revoked", "expired")])
         # The stream is the outbox in id order, and nothing was sent twice.
         self.assertEqual([e["id"] for e in self.events()], [r[0] for r in outbox(self.db)])
+
+
+class LateCommit(EventsTest, unittest.TestCase):
+    settings = {"relay_batch": "10"}
+
+    def test_a_late_commit_keeps_the_account_order(self):
+        """A transaction takes an outbox id for account a and holds it while
+        3000 later ids commit; in the middle of their drain it commits and a's
+        next event follows at once. The late row is not passed by: a's events
+        arrive in their order (a relay reading "ids after the last batch"
+        would send a's second event first)."""
+        (a,) = accounts(self.db, 1)
+        accounts(self.db, 3000)
+        self.daemon.start()
+        slow = psycopg2.connect(self.db.dsn)
+        with slow.cursor() as cur:
+            cur.execute("SELECT tokend_fire_expiring(%s, 1, 'refresh_failing')", (a,))
+        self.db.sql("SELECT tokend_fire_expiring(id, token_version, 'refresh_failing') "
+                    "FROM platform_accounts WHERE id <> %s", a)
+        published = lambda: self.db.one(  # noqa: E731
+            "SELECT count(*) FROM tokend_outbox WHERE published_at IS NOT NULL")
+        wait_for(lambda: published() >= 200, 20, "the drain under way", interval=0.005)
+        slow.commit()
+        slow.close()
+        expire(self.db, a)
+        self.assertLess(published(), 3000, "the drain ended too soon to test anything")
+        events = wait_delivered(self.redis, self.stream, self.db, timeout=60)
+        self.assertEqual(len(events), 3002)
+        self.assertEqual([e["type"] for e in events if e["subject"] == a],
+                         ["token.expiring", "token.revoked"])
+        self.assertEqual(self.db.one("SELECT count(*) FROM tokend_outbox_pending"), 0)
 
 
 class RecoveredEvents(EventsTest, unittest.TestCase):
@@ -178,6 +211,14 @@ class InvalidRows(EventsTest, unittest.TestCase):
         # The backlog does not count rows set aside.
         wait_for(lambda: self.daemon.get("/readyz")[1]["events"]["backlog"] == 0, 8,
                  "backlog 0")
+        # An operator fixes a row and sends it again.
+        row = self.db.one("SELECT id FROM tokend_outbox WHERE reason = 'x'")
+        self.db.sql("UPDATE tokend_outbox SET data = data - 'access_token' WHERE id = %s", row)
+        self.assertTrue(self.db.one("SELECT tokend_outbox_requeue(%s)", row))
+        wait_for(lambda: len(self.events()) == 2, 10, "the fixed row")
+        self.assertEqual(self.events()[1]["subject"], a)
+        self.assertIsNone(self.db.one("SELECT rejected_at FROM tokend_outbox WHERE id = %s",
+                                      row))
 
 
 class Nudges(EventsTest, unittest.TestCase):
@@ -215,6 +256,28 @@ class Pruning(EventsTest, unittest.TestCase):
                  "the old published row pruned")
         self.assertEqual(self.db.one("SELECT account_id::text FROM tokend_outbox"), b)
         self.assertEqual(metric(self.daemon, "tokend_outbox_pruned_total"), 1)
+
+
+class Reload(EventsTest, unittest.TestCase):
+    def test_sighup_moves_events_to_a_new_stream(self):
+        a, b = accounts(self.db, 2)
+        self.daemon.start()
+        fire_expiring(self.db, a)
+        wait_for(lambda: len(self.events()) == 1, 10, "the first event")
+        new_stream = self.stream + ":v2"
+        self.daemon.settings.update(events_stream=new_stream, relay_batch="7",
+                                    redis_url=test_redis_url().replace("/0", "/1"))
+        self.daemon.write_config()
+        self.daemon.signal(signal.SIGHUP)
+        wait_log(self.daemon, "reload: configuration and keyring applied")
+        self.assertIn("redis_url changed; takes effect after restart", self.daemon.log_text())
+        fire_expiring(self.db, b)
+        try:
+            wait_for(lambda: self.redis.xlen(new_stream) == 1, 10, "the second event")
+            self.assertEqual(stream_events(self.redis, new_stream)[0]["subject"], b)
+            self.assertEqual(len(self.events()), 1)
+        finally:
+            self.redis.delete(new_stream)
 
 
 class TokenctlTail(EventsTest, unittest.TestCase):

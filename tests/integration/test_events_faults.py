@@ -35,7 +35,7 @@ class PrivateRedisTest(DaemonTest):
             super().tearDown()
         finally:
             self.server.stop()
-        self.assertEqual(sanitizer_findings(self.daemon.log_text()), [])
+        self.assertEqual(sanitizer_findings(self.daemon), [])
 
     def events(self):
         return stream_events(self.server.client(), self.stream)
@@ -174,7 +174,7 @@ class Connection(DaemonTest, unittest.TestCase):
             super().tearDown()
         finally:
             self.server.stop()
-        self.assertEqual(sanitizer_findings(self.daemon.log_text()), [])
+        self.assertEqual(sanitizer_findings(self.daemon), [])
 
     def test_host_name_password_and_database(self):
         (a,) = accounts(self.db, 1)
@@ -210,7 +210,7 @@ class TwoDaemons(PrivateRedisTest, unittest.TestCase):
     def tearDown(self):
         self.other.stop()
         super().tearDown()
-        self.assertEqual(sanitizer_findings(self.other.log_text()), [])
+        self.assertEqual(sanitizer_findings(self.other), [])
 
     def test_one_relays_no_duplicates_and_the_other_takes_over(self):
         ids = accounts(self.db, 200)

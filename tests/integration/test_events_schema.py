@@ -9,13 +9,14 @@ integer); those cases are listed, and checked to be rejected by tokend."""
 import copy
 import json
 import os
+import re
 import subprocess
 import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import TOKENCTL, daemon_env  # noqa: E402
-from events_util import VALIDATOR  # noqa: E402
+from events_util import SOURCE, VALIDATOR  # noqa: E402
 
 ACCOUNT = "2f1c6b1e-8a4d-4c3b-9e21-0d5f7a6b8c9d"
 
@@ -145,6 +146,18 @@ class SchemaAndTokendAgree(unittest.TestCase):
         for (name, event), tokend_ok in zip(STRICTER, verdicts):
             self.assertTrue(VALIDATOR.is_valid(event), name)
             self.assertFalse(tokend_ok, name)
+
+    def test_the_examples_in_the_docs_are_valid(self):
+        with open(os.path.join(SOURCE, "docs", "events.md")) as f:
+            blocks = re.findall(r"```json\n(.*?)```", f.read(), re.S)
+        examples = [json.loads(b) for b in blocks if '"specversion"' in b]
+        self.assertGreaterEqual(len(examples), 5)
+        verdicts, lines = tokend_verdicts(examples)
+        for example, ok, line in zip(examples, verdicts, lines):
+            self.assertTrue(VALIDATOR.is_valid(example), example)
+            self.assertTrue(ok, f"{line}: {example}")
+        self.assertEqual({e["type"] for e in examples},
+                         {"token.expiring", "token.revoked", "token.recovered"})
 
     def test_check_exit_status(self):
         run = subprocess.run([TOKENCTL, "events", "check"], input=json.dumps(BASE) + "\n",

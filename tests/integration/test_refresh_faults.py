@@ -150,12 +150,12 @@ class CrashSafety(FaultTest):
 
     def commit_blocked_by(self, locker):
         """The pid of tokend's backend waiting on the test's row lock in
-        tokend_store_tokens (so the journal entry was synced: the store is
+        tokend_store_many (so the journal entry was synced: the store is
         sent only after that), or None."""
         return self.db.one(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
             "AND pid <> %s AND wait_event_type = 'Lock' "
-            "AND query LIKE '%%tokend_store_tokens%%'", locker.get_backend_pid())
+            "AND query LIKE '%%tokend_store_%%'", locker.get_backend_pid())
 
     def restart_and_check_replay(self, a):
         self.assertEqual(self.version(a), 1, "committed before the restart: nothing tested")
@@ -179,7 +179,7 @@ class CrashSafety(FaultTest):
         self.daemon.assert_running()
 
     def kill_during_commit(self, a, let_it_commit):
-        """SIGKILL tokend while its tokend_store_tokens waits on a row lock
+        """SIGKILL tokend while its tokend_store_many waits on a row lock
         the test holds (so the journal entry was synced, the commit not
         done); then let that orphaned statement commit, or end it first."""
         self.daemon.start()
@@ -192,7 +192,7 @@ class CrashSafety(FaultTest):
             with locker.cursor() as cur:
                 cur.execute("SELECT 1 FROM platform_accounts WHERE id = %s FOR UPDATE", (a,))
             pid = wait_for(lambda: self.commit_blocked_by(locker), 10,
-                           "tokend_store_tokens blocked on the row lock")
+                           "the store blocked on the row lock")
             self.assertGreater(self.journal_size(), 0)
             self.daemon.kill()
             if not let_it_commit:

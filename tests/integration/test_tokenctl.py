@@ -204,7 +204,7 @@ class Usage(unittest.TestCase):
 
 
 class StatusFromStub(unittest.TestCase):
-    metrics = ("tokend_ready 1\ntokend_accounts 42\ntokend_heap_size 40\n"
+    metrics = ("tokend_ready 1\ntokend_scheduled_accounts 42\ntokend_heap_size 40\n"
                "tokend_actions_in_flight 2\ntokend_next_deadline_seconds 299.4\n"
                "tokend_outbox_backlog 7\ntokend_journal_pending 3\n")
 
