@@ -22,6 +22,8 @@
 /* After an action failed (database error or lost connection), try again this
  * much later rather than at once: a failing statement must not spin. */
 #define FAILED_ACTION_DELAY_MS 30000
+/* An action could not start (a connection is down): try again soon. */
+#define NOT_STARTED_DELAY_MS 1000
 /* A platform's in-flight cap was full when the action started. */
 #define DEFERRED_DELAY_MS 50
 
@@ -146,11 +148,17 @@ static void start_action(struct accounts *a, const struct account *acct,
 {
 	if (id_list_add(&a->running, acct->id) < 0)
 		return;
-	if (actions_run(a->d, acct, decision, action_done, a) < 0)
+	if (actions_run(a->d, acct, decision, action_done, a) < 0) {
+		/* PostgreSQL (the write path's connection) is not there: the entry
+		 * must not stay handed out with nobody working on it. */
 		id_list_remove_at(&a->running, a->running.len - 1);
-	else
-		metrics_observe(&a->d->metrics.schedule_lateness, HISTOGRAM_SCHEDULE_LATENESS,
-		                (double)(acct->state.now_ms - decision.due_ms) / 1000.0);
+		if (sched_set(a->d->sched, acct->id, (uint8_t)acct->platform, decision.action,
+		              sched_now_ms() + NOT_STARTED_DELAY_MS) < 0)
+			log_err("account %s: out of memory rescheduling it", acct->id_text);
+		return;
+	}
+	metrics_observe(&a->d->metrics.schedule_lateness, HISTOGRAM_SCHEDULE_LATENESS,
+	                (double)(acct->state.now_ms - decision.due_ms) / 1000.0);
 }
 
 static void schedule(struct accounts *a, const struct account *acct,

@@ -217,8 +217,6 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 static void store_connected_cb(void *arg)
 {
 	struct daemon *d = arg;
-	/* Same connection, FIFO: kept tokens are stored before the load reads rows. */
-	refresh_replay_journal(d->refresh);
 	accounts_on_connected(d->accounts);
 }
 

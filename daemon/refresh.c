@@ -20,6 +20,7 @@
 
 #define OWNER_MAX 128
 #define DEFER_MIN_MS 50
+#define WRITER_DOWN_DELAY_MS 500
 /* Most accounts claimed or stored by one statement. */
 #define BATCH_MAX 500
 
@@ -41,6 +42,7 @@ struct refresh {
 	struct job *jobs; /* every job in flight, freed by refresh_free */
 	struct batcher *claims; /* jobs to claim, one statement per loop turn */
 	struct batcher *stores; /* journaled tokens to store, likewise */
+	struct store *store;    /* the write path's own PostgreSQL connection */
 };
 
 /* One refresh-type action from claim to commit. */
@@ -83,6 +85,8 @@ int64_t refresh_admit(struct refresh *r, int platform, int64_t now)
 {
 	struct limiter *l = &r->limit[platform];
 	const struct platform_settings *s = &r->d->cfg->platform[platform];
+	if (!store_connected(r->store))
+		return now + WRITER_DOWN_DELAY_MS; /* the write path's connection is (re)connecting */
 	if (l->in_flight >= (size_t)s->max_inflight)
 		return now + DEFER_MIN_MS;
 	if (s->rate_limit <= 0)
@@ -154,7 +158,7 @@ static void record_failure(struct job *job, const char *code, int64_t retry_at)
 	char at_text[32];
 	snprintf(at_text, sizeof(at_text), "%.3f", (double)at / 1000.0);
 	const char *params[] = {job->acct.id_text, job->version, code, at_text};
-	if (store_query(job->r->d->store,
+	if (store_query(job->r->store,
 	                "SELECT tokend_record_failure($1, $2, $3, to_timestamp($4::float8))", 4,
 	                params, failure_recorded, job) < 0)
 		finish(job, RESULT_FAILED);
@@ -195,7 +199,7 @@ static void revoke_grant(struct job *job, const struct platform_result *res)
 	const char *params[] = {job->acct.id_text, job->version, code,
 	                        res->upstream_code[0] ? res->upstream_code : NULL,
 	                        res->message[0] ? res->message : NULL};
-	if (store_query(job->r->d->store, "SELECT tokend_revoke($1, $2, $3, $4, $5)", 5, params,
+	if (store_query(job->r->store, "SELECT tokend_revoke($1, $2, $3, $4, $5)", 5, params,
 	                revoke_done, job) < 0)
 		finish(job, RESULT_FAILED);
 }
@@ -291,7 +295,7 @@ static int store_entry(struct refresh *r, const struct journal_entry *e, stored_
 	                        e->cannot_extend ? "t" : "f"};
 	int rc = -1;
 	if (access && (refresh || !e->sealed_refresh))
-		rc = store_query(r->d->store,
+		rc = store_query(r->store,
 		                 "SELECT tokend_store_tokens($1, $2, $3::bytea, $4::bytea, "
 		                 "to_timestamp($5::float8), to_timestamp($6::float8), $7)",
 		                 7, params, cb, arg);
@@ -405,7 +409,7 @@ static void send_stores(void **items, size_t n, void *arg)
 		complete = (texts[i] = sqlarray_finish(arrays[i])) && complete;
 	bool sent = false;
 	if (complete)
-		sent = store_query(r->d->store,
+		sent = store_query(r->store,
 		                   "SELECT tokend_store_many($1::uuid[], $2::int8[], $3::bytea[], "
 		                   "$4::bytea[], $5::float8[], $6::float8[], $7::bool[])",
 		                   7, (const char *const *)texts, stores_answered, batch) == 0;
@@ -509,7 +513,7 @@ static void act_on_result(struct job *job, const struct platform_result *res)
 	case VERDICT_OK:
 		if (job->decision.action == ACTION_CHECK) {
 			const char *params[] = {job->acct.id_text, job->version};
-			if (store_query(job->r->d->store, "SELECT tokend_record_check($1, $2)", 2,
+			if (store_query(job->r->store, "SELECT tokend_record_check($1, $2)", 2,
 			                params, check_passed, job) < 0)
 				finish(job, RESULT_FAILED);
 		} else {
@@ -689,7 +693,7 @@ static void send_claims(void **items, size_t n, void *arg)
 	const char *params[] = {id_text, version_text, r->owner, lease};
 	bool sent = false;
 	if (batch && id_text && version_text)
-		sent = store_query(r->d->store,
+		sent = store_query(r->store,
 		                   "SELECT * FROM tokend_claim_many($1::uuid[], $2::int8[], $3, $4)", 4,
 		                   params, claims_answered, batch) == 0;
 	free(id_text);
@@ -726,7 +730,8 @@ static void kept_stored(const PGresult *res, void *arg)
 	struct job *job = arg;
 	enum action_result result = sql_result(job, res, "storing the kept tokens");
 	if (result != RESULT_FAILED) {
-		job->r->d->metrics.journal_replayed++;
+		if (result == RESULT_DONE)
+			job->r->d->metrics.journal_replayed++;
 		journal_retire(job->r->journal, job->seq);
 		log_notice("journal: entry %llu %s", (unsigned long long)job->seq,
 		           result == RESULT_DONE ? "committed" : "already superseded; dropped");
@@ -783,7 +788,7 @@ int refresh_start(struct refresh *r, const struct account *acct, struct policy_d
 		goto fail;
 	if (kept)
 		return 0;
-	if (!store_connected(r->d->store) || batcher_add(r->claims, job) < 0)
+	if (!store_connected(r->store) || batcher_add(r->claims, job) < 0)
 		goto fail;
 	return 0;
 fail:
@@ -806,7 +811,8 @@ static void replayed(const PGresult *res, void *arg)
 	struct refresh *r = rp->r;
 	if (res && PQresultStatus(res) == PGRES_TUPLES_OK) {
 		bool stored_now = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-		r->d->metrics.journal_replayed++;
+		if (stored_now)
+			r->d->metrics.journal_replayed++;
 		log_notice("journal: entry %llu %s", (unsigned long long)rp->seq,
 		           stored_now ? "committed" : "already superseded; dropped");
 		journal_retire(r->journal, rp->seq);
@@ -916,6 +922,27 @@ static void set_owner(struct refresh *r)
 	snprintf(r->owner, sizeof(r->owner), "%s:%d", host, (int)getpid());
 }
 
+static void writer_connected(void *arg)
+{
+	refresh_replay_journal(arg);
+}
+
+/* The write path has a connection of its own, so claims and stores never
+ * wait behind the loads and re-reads of the schedule's connection. Kept
+ * tokens are committed whenever it (re)connects. */
+static int open_store(struct refresh *r)
+{
+	const struct config *cfg = r->d->cfg;
+	struct store_options opts = {.conninfo = cfg->database_url,
+	                             .reconnect_min_ms = cfg->reconnect_min_ms,
+	                             .reconnect_max_ms = cfg->reconnect_max_ms,
+	                             .application_name = "tokend",
+	                             .session_sql = "SET tokend.origin = 'engine'"};
+	struct store_handlers handlers = {.connected = writer_connected, .arg = r};
+	r->store = store_new(r->d->base, &opts, &handlers);
+	return r->store ? 0 : -1;
+}
+
 struct refresh *refresh_new(struct daemon *d, char *err, size_t errlen)
 {
 	struct refresh *r = calloc(1, sizeof(*r));
@@ -935,6 +962,10 @@ struct refresh *refresh_new(struct daemon *d, char *err, size_t errlen)
 	}
 	if (load_client_secrets(r, r->client_secret, err, errlen) < 0)
 		goto fail;
+	if (open_store(r) < 0) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
 	r->claims = batcher_new(d->base, BATCH_MAX, send_claims, r);
 	r->stores = batcher_new(d->base, BATCH_MAX, send_stores, r);
 	if (!r->claims || !r->stores) {
@@ -953,7 +984,8 @@ void refresh_free(struct refresh *r)
 {
 	if (!r)
 		return;
-	http_free(r->http); /* no callback runs after this */
+	store_free(r->store); /* no callback runs after this */
+	http_free(r->http);
 	batcher_free(r->claims);
 	batcher_free(r->stores);
 	while (r->jobs)
@@ -962,6 +994,11 @@ void refresh_free(struct refresh *r)
 	for (size_t i = 0; i < PLATFORM_MAX; i++)
 		secret_free(&r->client_secret[i]);
 	free(r);
+}
+
+bool refresh_connected(const struct refresh *r)
+{
+	return store_connected(r->store);
 }
 
 size_t refresh_in_flight(const struct refresh *r)

@@ -16,6 +16,7 @@
 #ifndef TOKEND_REFRESH_H
 #define TOKEND_REFRESH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "daemon/actions.h"
@@ -44,9 +45,13 @@ int64_t refresh_admit(struct refresh *r, int platform, int64_t now);
 int refresh_start(struct refresh *r, const struct account *acct, struct policy_decision decision,
                   actions_done_fn done, void *arg) __attribute__((warn_unused_result));
 
-/* PostgreSQL is (back): commit what the journal holds. Queued before the
- * load on the same connection, so the load sees the stored tokens. */
+/* Commit what the journal holds. Runs whenever the write path's own
+ * PostgreSQL connection (re)connects; an account due meanwhile commits its
+ * kept tokens itself instead of calling the platform. */
 void refresh_replay_journal(struct refresh *r);
+
+/* The write path's connection is up. */
+bool refresh_connected(const struct refresh *r);
 
 size_t refresh_in_flight(const struct refresh *r);
 size_t refresh_journal_pending(const struct refresh *r);
