@@ -1,6 +1,8 @@
 /* redis: a hiredis async connection driven by libevent, with reconnects. */
 #include "daemon/redis.h"
 
+#include "common/codec.h"
+
 #include <arpa/inet.h>
 #include <event2/dns.h>
 #include <event2/event.h>
@@ -45,17 +47,6 @@ struct redis {
 
 /* ---- URL parsing ---- */
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decode len bytes of s into out (n bytes). -1 when malformed or
  * too long. */
 static int decode(const char *s, size_t len, char *out, size_t n)
@@ -64,8 +55,8 @@ static int decode(const char *s, size_t len, char *out, size_t n)
 	for (size_t i = 0; i < len; i++) {
 		char c = s[i];
 		if (c == '%') {
-			int hi = i + 2 < len ? hex_value(s[i + 1]) : -1;
-			int lo = hi >= 0 ? hex_value(s[i + 2]) : -1;
+			int hi = i + 2 < len ? codec_hex_value(s[i + 1]) : -1;
+			int lo = hi >= 0 ? codec_hex_value(s[i + 2]) : -1;
 			if (lo < 0)
 				return -1;
 			c = (char)(hi * 16 + lo);

@@ -2,6 +2,8 @@
  * keys. The byte format and the keyring syntax are in docs/sealed-format.md. */
 #include "daemon/seal.h"
 
+#include "common/codec.h"
+
 #include "daemon/log.h"
 
 #include <errno.h>
@@ -142,21 +144,6 @@ static int keyring_reserve(struct keyring *kr)
 	return 0;
 }
 
-static int b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 /* Strict RFC 4648 base64: standard alphabet, padded, canonical trailing bits.
  * out has room for len / 4 * 3 bytes. Returns the decoded length, -1 if invalid. */
 static long b64_decode(const char *in, size_t len, uint8_t *out)
@@ -167,7 +154,7 @@ static long b64_decode(const char *in, size_t len, uint8_t *out)
 	size_t o = 0;
 	uint32_t acc = 0;
 	for (size_t i = 0; i < len; i++) {
-		int v = i < len - pad ? b64_value((unsigned char)in[i]) : 0;
+		int v = i < len - pad ? codec_base64_value((unsigned char)in[i], false) : 0;
 		if (v < 0)
 			return -1;
 		acc = acc << 6 | (uint32_t)v;
@@ -585,17 +572,6 @@ int seal_column_parse(const char *name)
 	return -1;
 }
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static bool uuid_dash_at(size_t i)
 {
 	return i == 8 || i == 13 || i == 18 || i == 23;
@@ -613,7 +589,7 @@ bool seal_parse_uuid(const char *text, uint8_t out[SEAL_ACCOUNT_ID_LEN])
 				return false;
 			continue;
 		}
-		int hi = hex_value(text[i]), lo = hex_value(text[i + 1]);
+		int hi = codec_hex_value(text[i]), lo = codec_hex_value(text[i + 1]);
 		if (hi < 0 || lo < 0)
 			return false;
 		id[o++] = (uint8_t)(hi << 4 | lo);

@@ -1,28 +1,14 @@
 /* jwt: a small, tolerant reader of a JWT's exp claim. */
 #include "platforms/jwt.h"
 
+#include "common/codec.h"
+
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define EXP_MAX 1e12 /* year ~33658: past it a NumericDate is garbage */
-
-/* The value of a base64url (or base64) character, -1 for others. */
-static int b64_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-' || c == '+')
-		return 62;
-	if (c == '_' || c == '/')
-		return 63;
-	return -1;
-}
 
 /* Decode base64url, padding optional, into a new buffer (caller frees).
  * NULL when s is not base64url or on ENOMEM. */
@@ -36,7 +22,7 @@ static unsigned char *b64url_decode(const char *s, size_t len, size_t *out_len)
 	unsigned acc = 0, bits = 0;
 	size_t n = 0;
 	for (size_t i = 0; out && i < len; i++) {
-		int v = b64_value((unsigned char)s[i]);
+		int v = codec_base64_value((unsigned char)s[i], true);
 		if (v < 0) {
 			free(out);
 			return NULL;
