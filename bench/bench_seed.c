@@ -58,7 +58,8 @@ static int print_row(const struct keyring *kr, const char *platform, long i, tim
 int main(int argc, char **argv)
 {
 	if (argc < 5) {
-		fprintf(stderr, "usage: bench_seed KEYRING PLATFORM N EXPIRES_IN_SECONDS [WITH_REFRESH]\n");
+		fprintf(stderr,
+		        "usage: bench_seed KEYRING PLATFORM N EXPIRES_IN_SECONDS [WITH_REFRESH]\n");
 		return 2;
 	}
 	struct keyring *kr = NULL;

@@ -10,16 +10,42 @@
 #include "platforms/platform.h"
 
 enum column {
-	COL_ID, COL_PLATFORM, COL_STATUS, COL_VERSION, COL_ACCESS_EXP, COL_REFRESH_EXP,
-	COL_ISSUED, COL_NEXT_ATTEMPT, COL_LAST_CHECK, COL_FAILURES, COL_EVENTS, COL_HAS_REFRESH,
-	COL_HAS_APP_PASSWORD, COL_NEEDS_EXCHANGE, COL_REFRESH_REQUESTED, COL_CANNOT_EXTEND,
+	COL_ID,
+	COL_PLATFORM,
+	COL_STATUS,
+	COL_VERSION,
+	COL_ACCESS_EXP,
+	COL_REFRESH_EXP,
+	COL_ISSUED,
+	COL_NEXT_ATTEMPT,
+	COL_LAST_CHECK,
+	COL_FAILURES,
+	COL_EVENTS,
+	COL_HAS_REFRESH,
+	COL_HAS_APP_PASSWORD,
+	COL_NEEDS_EXCHANGE,
+	COL_REFRESH_REQUESTED,
+	COL_CANNOT_EXTEND,
 };
 _Static_assert(COL_CANNOT_EXTEND + 1 == ACCOUNT_NFIELDS, "columns and ACCOUNT_COLUMNS agree");
 
 static const char *const column_names[] = {
-    "id", "platform", "status", "token_version", "access_expires_at", "refresh_expires_at",
-    "token_issued_at", "next_attempt_at", "last_check_at", "failure_count", "events_fired",
-    "refresh_token", "app_password", "needs_exchange", "refresh_requested_at", "cannot_extend",
+    "id",
+    "platform",
+    "status",
+    "token_version",
+    "access_expires_at",
+    "refresh_expires_at",
+    "token_issued_at",
+    "next_attempt_at",
+    "last_check_at",
+    "failure_count",
+    "events_fired",
+    "refresh_token",
+    "app_password",
+    "needs_exchange",
+    "refresh_requested_at",
+    "cannot_extend",
 };
 
 /* NULL means 0 ("none") for times and counters. */
@@ -57,10 +83,14 @@ static int parse_ints(const char *const f[], struct account *out, char *err, siz
 {
 	struct policy_input *s = &out->state;
 	int64_t failures, events;
-	int64_t *targets[] = {&out->token_version,     &s->access_expires_at_ms,
-	                      &s->refresh_expires_at_ms, &s->token_issued_at_ms,
-	                      &s->next_attempt_at_ms,    &s->last_check_at_ms,
-	                      &failures,                 &events};
+	int64_t *targets[] = {&out->token_version,
+	                      &s->access_expires_at_ms,
+	                      &s->refresh_expires_at_ms,
+	                      &s->token_issued_at_ms,
+	                      &s->next_attempt_at_ms,
+	                      &s->last_check_at_ms,
+	                      &failures,
+	                      &events};
 	for (int c = COL_VERSION; c <= COL_EVENTS; c++)
 		if (!parse_int(f[c], targets[c - COL_VERSION]))
 			return bad_column(out, (enum column)c, err, errlen);
@@ -101,8 +131,7 @@ int account_parse_fields(const char *const f[ACCOUNT_NFIELDS], struct account *o
 	return 0;
 }
 
-int account_parse_copy_line(char *line, size_t len, struct account *out, char *err,
-                            size_t errlen)
+int account_parse_copy_line(char *line, size_t len, struct account *out, char *err, size_t errlen)
 {
 	const char *fields[ACCOUNT_NFIELDS];
 	size_t n = 0;

@@ -19,12 +19,11 @@
 	"ELSE (extract(epoch FROM " col ") * 1000)::int8 END"
 
 /* The columns, in the order account_parse_fields() expects. */
-#define ACCOUNT_COLUMNS                                                                            \
-	"id, platform, status, token_version, " ACCOUNT_MS("access_expires_at") ", "               \
-	    ACCOUNT_MS("refresh_expires_at") ", " ACCOUNT_MS("token_issued_at") ", "               \
-	    ACCOUNT_MS("next_attempt_at") ", " ACCOUNT_MS("last_check_at") ", "                    \
-	    "failure_count, events_fired, refresh_token IS NOT NULL, app_password IS NOT NULL, "   \
-	    "needs_exchange, refresh_requested_at IS NOT NULL, cannot_extend"
+#define ACCOUNT_COLUMNS                                                                                                                                                                 \
+	"id, platform, status, token_version, " ACCOUNT_MS("access_expires_at") ", " ACCOUNT_MS("refresh_expires_at") ", " ACCOUNT_MS(                                                  \
+	    "token_issued_at") ", " ACCOUNT_MS("next_attempt_at") ", " ACCOUNT_MS("last_check_at") ", "                                                                                 \
+	                                                                                           "failure_count, events_fired, refresh_token IS NOT NULL, app_password IS NOT NULL, " \
+	                                                                                           "needs_exchange, refresh_requested_at IS NOT NULL, cannot_extend"
 #define ACCOUNT_NFIELDS 16
 
 struct account {
@@ -38,12 +37,12 @@ struct account {
 
 /* Parse one row. fields[i] is NULL for SQL NULL. Returns -1 with err naming
  * the bad column (the row's id is in out->id_text when it parsed). */
-int account_parse_fields(const char *const fields[ACCOUNT_NFIELDS], struct account *out,
-                         char *err, size_t errlen) __attribute__((warn_unused_result));
+int account_parse_fields(const char *const fields[ACCOUNT_NFIELDS], struct account *out, char *err,
+                         size_t errlen) __attribute__((warn_unused_result));
 
 /* Parse one COPY text-format line in place (tabs, \N for NULL). */
-int account_parse_copy_line(char *line, size_t len, struct account *out, char *err,
-                            size_t errlen) __attribute__((warn_unused_result));
+int account_parse_copy_line(char *line, size_t len, struct account *out, char *err, size_t errlen)
+    __attribute__((warn_unused_result));
 
 /* Stable earlier-only jitter seed for an account's token version. */
 uint32_t account_jitter_seed(const uint8_t id[SCHED_ID_LEN], int64_t token_version);

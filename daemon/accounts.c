@@ -48,10 +48,10 @@ struct accounts {
 	uint64_t load_rows;
 };
 
-static const char *const fetch_sql = "SELECT " ACCOUNT_COLUMNS
-                                     " FROM platform_accounts WHERE id = ANY($1::uuid[])";
-static const char *const load_sql = "COPY (SELECT " ACCOUNT_COLUMNS
-                                    " FROM platform_accounts) TO STDOUT";
+static const char *const fetch_sql =
+    "SELECT " ACCOUNT_COLUMNS " FROM platform_accounts WHERE id = ANY($1::uuid[])";
+static const char *const load_sql =
+    "COPY (SELECT " ACCOUNT_COLUMNS " FROM platform_accounts) TO STDOUT";
 
 static void flush_fetches(struct accounts *a);
 
@@ -132,7 +132,8 @@ static void action_done(const struct account *acct, struct policy_decision decis
 	if (result == RESULT_DONE && metrics_expired_unnoticed(&acct->state))
 		note_unnoticed_expiry(a, acct);
 	if (result == RESULT_FAILED || result == RESULT_DEFERRED) {
-		int64_t delay = result == RESULT_FAILED ? FAILED_ACTION_DELAY_MS : DEFERRED_DELAY_MS;
+		int64_t delay =
+		    result == RESULT_FAILED ? FAILED_ACTION_DELAY_MS : DEFERRED_DELAY_MS;
 		if (sched_set(a->d->sched, acct->id, (uint8_t)acct->platform, decision.action,
 		              sched_now_ms() + delay) < 0)
 			log_err("account %s: out of memory rescheduling it", acct->id_text);
@@ -235,7 +236,8 @@ static void on_load_done(bool ok, void *arg)
 	struct accounts *a = arg;
 	a->loading = false;
 	if (!ok) {
-		log_warnx("accounts: load interrupted after %" PRIu64 " rows; retrying on reconnect",
+		log_warnx("accounts: load interrupted after %" PRIu64
+		          " rows; retrying on reconnect",
 		          a->load_rows);
 		return;
 	}
@@ -283,8 +285,7 @@ void accounts_on_disconnected(struct accounts *a)
 	sched_pause(a->d->sched, true);
 }
 
-static void apply_result_rows(struct accounts *a, const PGresult *res, struct fetch *f,
-                              bool *seen)
+static void apply_result_rows(struct accounts *a, const PGresult *res, struct fetch *f, bool *seen)
 {
 	for (int row = 0; row < PQntuples(res); row++) {
 		const char *fields[ACCOUNT_NFIELDS];
@@ -409,7 +410,8 @@ void accounts_on_notify(struct accounts *a, const char *channel, const char *pay
 	uint8_t id[SCHED_ID_LEN];
 	a->d->metrics.notifications++;
 	/* "<op>:<uuid>"; the op does not matter: the row says what is true now. */
-	if (!payload || strlen(payload) < 3 || payload[1] != ':' || !seal_parse_uuid(payload + 2, id)) {
+	if (!payload || strlen(payload) < 3 || payload[1] != ':' ||
+	    !seal_parse_uuid(payload + 2, id)) {
 		a->d->metrics.bad_input[BAD_NOTIFICATION]++;
 		log_warnx("accounts: ignoring malformed notification on %s", channel);
 		return;

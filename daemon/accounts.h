@@ -36,9 +36,9 @@ int accounts_refetch(struct accounts *a, const uint8_t id[SCHED_ID_LEN])
 /* The SQL of the full load (for benchmarks comparing it with psql). */
 const char *accounts_load_sql(void);
 
-bool accounts_loaded(const struct accounts *a);    /* a full load finished since connect */
+bool accounts_loaded(const struct accounts *a); /* a full load finished since connect */
 bool accounts_loading(const struct accounts *a);
-size_t accounts_running(const struct accounts *a); /* actions in progress */
+size_t accounts_running(const struct accounts *a);       /* actions in progress */
 int64_t accounts_last_load_ms(const struct accounts *a); /* duration of the last full load */
 
 #endif

@@ -47,12 +47,12 @@ enum action_result actions_sql_result(const PGresult *res, const struct account 
 	if (!res)
 		return RESULT_FAILED;
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		log_warnx("account %s (%s): %s failed: %s", acct->id_text, acct->platform_name, what,
-		          PQresultErrorMessage(res));
+		log_warnx("account %s (%s): %s failed: %s", acct->id_text, acct->platform_name,
+		          what, PQresultErrorMessage(res));
 		return RESULT_FAILED;
 	}
 	return PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0 ? RESULT_DONE
-	                                                                       : RESULT_FENCED;
+	                                                                      : RESULT_FENCED;
 }
 
 static void warn_done(const PGresult *res, void *arg)
@@ -60,10 +60,11 @@ static void warn_done(const PGresult *res, void *arg)
 	struct run *r = arg;
 	enum action_result result = actions_sql_result(res, &r->acct, "token.expiring");
 	if (result == RESULT_DONE)
-		log_notice("account %s (%s): token.expiring recorded (reason %s, expires in %" PRId64
-		           " s)",
-		           r->acct.id_text, platform_name(r), policy_reason_name(r->decision.reason),
-		           (r->acct.state.access_expires_at_ms - r->acct.state.now_ms) / 1000);
+		log_notice(
+		    "account %s (%s): token.expiring recorded (reason %s, expires in %" PRId64
+		    " s)",
+		    r->acct.id_text, platform_name(r), policy_reason_name(r->decision.reason),
+		    (r->acct.state.access_expires_at_ms - r->acct.state.now_ms) / 1000);
 	finish(r, result);
 }
 

@@ -61,7 +61,8 @@ static void reply_error(struct admin *adm, struct evhttp_request *req, int code,
 {
 	if (code >= 400 && code < 500)
 		adm->d->metrics.bad_input[BAD_ADMIN_REQUEST]++;
-	reply_json(req, code, json_pack("{s:{s:i,s:s}}", "error", "status", code, "message", message));
+	reply_json(req, code,
+	           json_pack("{s:{s:i,s:s}}", "error", "status", code, "message", message));
 }
 
 /* RFC 3339 UTC with milliseconds. */
@@ -79,13 +80,13 @@ static json_t *entry_json(const struct sched_entry *e, int64_t now)
 	char id[37], due[32];
 	seal_format_uuid(e->id, id);
 	const struct platform *p = platform_at(e->platform);
-	json_t *o = json_pack("{s:s,s:s,s:s,s:b}", "account_id", id, "platform",
-	                      p ? p->name : "?", "action", policy_action_name(e->action),
-	                      "in_flight", e->in_flight);
+	json_t *o = json_pack("{s:s,s:s,s:s,s:b}", "account_id", id, "platform", p ? p->name : "?",
+	                      "action", policy_action_name(e->action), "in_flight", e->in_flight);
 	if (o && e->due_ms) {
 		format_time(e->due_ms, due);
 		json_object_set_new(o, "due_at", json_string(due));
-		json_object_set_new(o, "due_in_seconds", json_real((double)(e->due_ms - now) / 1e3));
+		json_object_set_new(o, "due_in_seconds",
+		                    json_real((double)(e->due_ms - now) / 1e3));
 	}
 	return o;
 }
@@ -215,8 +216,9 @@ static void refresh_requested(const PGresult *res, void *arg)
 		else if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
 			reply_error(p->adm, p->req, HTTP_NOTFOUND, "no such active account");
 		else
-			reply_json(p->req, 202, json_pack("{s:s,s:b}", "account_id", p->id,
-			                                  "refresh_requested", 1));
+			reply_json(
+			    p->req, 202,
+			    json_pack("{s:s,s:b}", "account_id", p->id, "refresh_requested", 1));
 	}
 	free(p);
 }
@@ -358,7 +360,8 @@ static void handle(struct evhttp_request *req, void *arg)
 	enum evhttp_cmd_type method = evhttp_request_get_command(req);
 	if (method == EVHTTP_REQ_POST &&
 	    strncmp(path, accounts_prefix, sizeof(accounts_prefix) - 1) == 0)
-		post_refresh(adm, req, path + sizeof(accounts_prefix) - 1, evhttp_uri_get_query(uri));
+		post_refresh(adm, req, path + sizeof(accounts_prefix) - 1,
+		             evhttp_uri_get_query(uri));
 	else if (method != EVHTTP_REQ_GET)
 		reply_error(adm, req, HTTP_BADMETHOD, "method not allowed");
 	else

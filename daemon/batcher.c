@@ -37,8 +37,7 @@ static void on_turn(evutil_socket_t fd, short what, void *arg)
 		flush_now(b);
 }
 
-struct batcher *batcher_new(struct event_base *base, size_t max, batcher_flush_fn flush,
-                            void *arg)
+struct batcher *batcher_new(struct event_base *base, size_t max, batcher_flush_fn flush, void *arg)
 {
 	struct batcher *b = calloc(1, sizeof(*b));
 	if (!b)

@@ -14,8 +14,7 @@ struct batcher;
 typedef void (*batcher_flush_fn)(void **items, size_t n, void *arg);
 
 /* Borrows base. NULL on ENOMEM. */
-struct batcher *batcher_new(struct event_base *base, size_t max, batcher_flush_fn flush,
-                            void *arg);
+struct batcher *batcher_new(struct event_base *base, size_t max, batcher_flush_fn flush, void *arg);
 void batcher_free(struct batcher *b); /* NULL-safe; pending items are dropped */
 /* Queue item. -1 on ENOMEM (item not queued). */
 int batcher_add(struct batcher *b, void *item) __attribute__((warn_unused_result));

@@ -56,7 +56,7 @@ struct key {
 /* A platform key; def NULL = the platform descriptor's own default. */
 #define PLATFORM(name, type, def, min, max, field, help)                                           \
 	{                                                                                          \
-		name, type, def, RELOAD, min, max, offsetof(struct platform_settings, field), help  \
+		name, type, def, RELOAD, min, max, offsetof(struct platform_settings, field), help \
 	}
 #define PLATFORM_LEAD(name, field, help)                                                           \
 	PLATFORM(name, TYPE_DURATION, NULL, 0, 365 * DAY, schedule.field, help)
@@ -86,8 +86,8 @@ static const struct key global_keys[] = {
     GLOBAL("http_ca_file", TYPE_STRING, "", RELOAD, 0, 0, http_ca_file,
            "PEM bundle to verify platform servers with. Empty: the system's CAs. TLS is "
            "always verified."),
-    GLOBAL("http_connect_timeout", TYPE_DURATION, "10s", RELOAD, 1, HOUR,
-           http_connect_timeout_ms, "Longest wait for a connection to a platform."),
+    GLOBAL("http_connect_timeout", TYPE_DURATION, "10s", RELOAD, 1, HOUR, http_connect_timeout_ms,
+           "Longest wait for a connection to a platform."),
     GLOBAL("http_max_response_size", TYPE_INT, "1048576", RELOAD, 1024, 67108864,
            http_max_response_bytes,
            "Largest token-endpoint response body read, in bytes; larger ones fail."),
@@ -150,14 +150,14 @@ static const struct key platform_keys[] = {
     PLATFORM("rate_limit", TYPE_INT, "50", 0, 1000000, rate_limit,
              "Most requests per second to this platform (token bucket); 0: no limit."),
     PLATFORM_LEAD("reauth_warn_lead", reauth_warn_lead_ms,
-             "Record token.expiring (reauth_required) this long before a deadline that no "
-             "refresh can extend."),
+                  "Record token.expiring (reauth_required) this long before a deadline that no "
+                  "refresh can extend."),
     PLATFORM_LEAD("refresh_lead", refresh_lead_ms,
-             "Refresh this long before the access token expires (must be > 0 for platforms "
-             "that refresh)."),
+                  "Refresh this long before the access token expires (must be > 0 for platforms "
+                  "that refresh)."),
     PLATFORM_LEAD("warn_lead", warn_lead_ms,
-             "Record token.expiring (refresh_failing) when the token is still not refreshed "
-             "this long before it expires."),
+                  "Record token.expiring (refresh_failing) when the token is still not refreshed "
+                  "this long before it expires."),
 };
 
 #define GLOBAL_KEY_COUNT (sizeof(global_keys) / sizeof(global_keys[0]))
@@ -1008,8 +1008,8 @@ static int validate_cross(const struct config *cfg, char *err, size_t errlen)
 	if (cfg->refresh_lease_ms <= cfg->http_timeout_ms) {
 		format_duration(cfg->refresh_lease_ms, min, sizeof(min));
 		format_duration(cfg->http_timeout_ms, max, sizeof(max));
-		set_err(err, errlen, "refresh_lease (%s) must be longer than http_timeout (%s)", min,
-		        max);
+		set_err(err, errlen, "refresh_lease (%s) must be longer than http_timeout (%s)",
+		        min, max);
 		return -1;
 	}
 	if (validate_events(cfg, err, errlen) < 0)

@@ -33,24 +33,24 @@ struct config {
 	char *instance_id;      /* "" = hostname:pid */
 	enum log_level log_level;
 	bool log_timestamps;
-	int64_t load_batch_rows;    /* rows handled per loop turn while loading */
-	int64_t sched_batch;        /* due entries handed out per timer firing */
-	int64_t max_inflight;       /* actions in flight at once */
-	int64_t reconnect_min_ms;   /* backoff after a lost connection, first step */
-	int64_t reconnect_max_ms;   /* backoff ceiling */
+	int64_t load_batch_rows;     /* rows handled per loop turn while loading */
+	int64_t sched_batch;         /* due entries handed out per timer firing */
+	int64_t max_inflight;        /* actions in flight at once */
+	int64_t reconnect_min_ms;    /* backoff after a lost connection, first step */
+	int64_t reconnect_max_ms;    /* backoff ceiling */
 	int64_t shutdown_timeout_ms; /* SIGTERM: how long to drain in-flight work */
 	char *http_ca_file;          /* "" = system CAs */
 	int64_t http_connect_timeout_ms;
 	int64_t http_timeout_ms;
 	int64_t http_max_response_bytes;
-	int64_t refresh_lease_ms;    /* claim duration; > http_timeout_ms */
+	int64_t refresh_lease_ms; /* claim duration; > http_timeout_ms */
 	/* Events: the outbox relay (daemon/relay.c). */
-	char *redis_url;             /* "" = do not relay (secret: may hold a password) */
-	char *events_stream;         /* XADD key */
-	char *events_channel;        /* PUBLISH channel; "" = none */
+	char *redis_url;              /* "" = do not relay (secret: may hold a password) */
+	char *events_stream;          /* XADD key */
+	char *events_channel;         /* PUBLISH channel; "" = none */
 	int64_t events_stream_maxlen; /* MAXLEN ~ cap; 0 = none */
-	int64_t relay_batch;         /* outbox rows per batch */
-	int64_t outbox_retention_ms; /* published rows are deleted after this */
+	int64_t relay_batch;          /* outbox rows per batch */
+	int64_t outbox_retention_ms;  /* published rows are deleted after this */
 	/* Per platform, indexed like the registry. */
 	struct platform_settings platform[PLATFORM_MAX];
 };

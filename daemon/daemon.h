@@ -28,7 +28,7 @@ struct daemon {
 	struct admin *admin;
 	struct accounts *accounts;
 	struct refresh *refresh; /* the refresh engine: HTTP, journal, limits */
-	struct relay *relay; /* outbox → Redis stream, on its own PostgreSQL session */
+	struct relay *relay;     /* outbox → Redis stream, on its own PostgreSQL session */
 	struct metrics metrics;
 	int64_t started_ms;
 	bool ready;    /* READY=1 sent: the first full load finished */

@@ -14,7 +14,7 @@
 #include "daemon/log.h"
 
 #define RECORD_MAGIC 0x544b4a31u /* "TKJ1" */
-#define RECORD_HEADER 13          /* magic 4, type 1, length 4, crc 4 */
+#define RECORD_HEADER 13         /* magic 4, type 1, length 4, crc 4 */
 #define RECORD_PENDING 1
 #define RECORD_DONE 2
 #define PAYLOAD_MAX (1u << 20)
@@ -22,7 +22,7 @@
 
 struct node {
 	struct journal_entry entry;
-	off_t end;    /* file offset just past the record */
+	off_t end; /* file offset just past the record */
 	bool durable;
 	journal_durable_fn durable_cb;
 	void *arg;
@@ -283,7 +283,8 @@ static int load_existing(struct journal *j, char *err, size_t errlen)
 	uint8_t *buf = malloc((size_t)st.st_size + 1);
 	ssize_t got = buf ? pread(j->fd, buf, (size_t)st.st_size, 0) : -1;
 	if (got != st.st_size) {
-		snprintf(err, errlen, "cannot read %s: %s", j->path, buf ? strerror(errno) : "ENOMEM");
+		snprintf(err, errlen, "cannot read %s: %s", j->path,
+		         buf ? strerror(errno) : "ENOMEM");
 		free(buf);
 		return -1;
 	}
@@ -527,7 +528,8 @@ void journal_retire(struct journal *j, uint64_t seq)
 	uint8_t *rec = encode(RECORD_DONE, payload, sizeof(payload), &len);
 	if (!rec || write_all(j, rec, len) < 0)
 		log_warnx("journal %s: cannot record entry %llu as done; it will be replayed "
-		          "and fenced out", j->path, (unsigned long long)seq);
+		          "and fenced out",
+		          j->path, (unsigned long long)seq);
 	free(rec);
 }
 

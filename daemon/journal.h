@@ -24,15 +24,15 @@ struct journal;
 
 /* The new tokens of one refresh, as they will be stored. */
 struct journal_entry {
-	uint64_t seq;                 /* assigned by journal_append */
+	uint64_t seq; /* assigned by journal_append */
 	uint8_t account_id[JOURNAL_ID_LEN];
-	int64_t token_version;        /* the version the refresh started from */
-	int64_t access_expires_at_ms; /* 0 = none */
+	int64_t token_version;         /* the version the refresh started from */
+	int64_t access_expires_at_ms;  /* 0 = none */
 	int64_t refresh_expires_at_ms; /* 0 = keep what the row has */
-	bool cannot_extend;           /* the refresh did not move the expiry */
-	uint8_t *sealed_access;       /* owned by the entry */
+	bool cannot_extend;            /* the refresh did not move the expiry */
+	uint8_t *sealed_access;        /* owned by the entry */
 	size_t sealed_access_len;
-	uint8_t *sealed_refresh;      /* NULL = keep the row's refresh token */
+	uint8_t *sealed_refresh; /* NULL = keep the row's refresh token */
 	size_t sealed_refresh_len;
 };
 

@@ -40,7 +40,7 @@ void log_set_timestamps(bool on)
 }
 
 __attribute__((format(printf, 3, 0))) static void vlog(enum log_level level, const char *suffix,
-                                                     const char *fmt, va_list ap)
+                                                       const char *fmt, va_list ap)
 {
 	char line[2048];
 	int off = snprintf(line, sizeof(line), "<%d>", (int)level);
@@ -49,8 +49,10 @@ __attribute__((format(printf, 3, 0))) static void vlog(enum log_level level, con
 		struct tm tm;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		gmtime_r(&ts.tv_sec, &tm);
-		off += (int)strftime(line + off, sizeof(line) - (size_t)off, "%Y-%m-%dT%H:%M:%S", &tm);
-		off += snprintf(line + off, sizeof(line) - (size_t)off, ".%03ldZ ", ts.tv_nsec / 1000000);
+		off +=
+		    (int)strftime(line + off, sizeof(line) - (size_t)off, "%Y-%m-%dT%H:%M:%S", &tm);
+		off += snprintf(line + off, sizeof(line) - (size_t)off, ".%03ldZ ",
+		                ts.tv_nsec / 1000000);
 	}
 	int n = vsnprintf(line + off, sizeof(line) - (size_t)off, fmt, ap);
 	if (n > 0)

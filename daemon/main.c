@@ -102,11 +102,13 @@ static void apply_runtime_settings(struct daemon *d)
 	const struct config *cfg = d->cfg;
 	struct relay_settings relay = relay_settings_of(cfg);
 	if (d->relay && relay_configure(d->relay, &relay) < 0)
-		log_warnx("reload: out of memory applying the relay settings; keeping the old ones");
+		log_warnx(
+		    "reload: out of memory applying the relay settings; keeping the old ones");
 	log_set_level(cfg->log_level);
 	log_set_timestamps(cfg->log_timestamps);
-	sched_set_limits(d->sched, (struct sched_limits){.batch = (uint32_t)cfg->sched_batch,
-	                                                 .max_inflight = (uint32_t)cfg->max_inflight});
+	sched_set_limits(d->sched,
+	                 (struct sched_limits){.batch = (uint32_t)cfg->sched_batch,
+	                                       .max_inflight = (uint32_t)cfg->max_inflight});
 	if (d->store)
 		store_set_limits(d->store, cfg->reconnect_min_ms, cfg->reconnect_max_ms,
 		                 (int)cfg->load_batch_rows);
@@ -205,7 +207,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	int64_t jump = offset - rt->clock_offset_ms;
 	if (jump > CLOCK_JUMP_MS || jump < -CLOCK_JUMP_MS) {
 		rt->d.metrics.clock_jumps++;
-		log_notice("clock: wall clock jumped by %" PRId64 " ms; re-arming the schedule", jump);
+		log_notice("clock: wall clock jumped by %" PRId64 " ms; re-arming the schedule",
+		           jump);
 		sched_rearm(rt->d.sched);
 	}
 	rt->clock_offset_ms = offset;
@@ -248,9 +251,9 @@ static int start_clients(struct daemon *d, char *err, size_t errlen)
 	                                  .notify = store_notify_cb,
 	                                  .arg = d};
 	d->accounts = accounts_new(d);
-	d->sched = d->accounts ? sched_new(d->base, (struct sched_limits){0}, accounts_on_due,
-	                                   d->accounts)
-	                       : NULL;
+	d->sched = d->accounts
+	               ? sched_new(d->base, (struct sched_limits){0}, accounts_on_due, d->accounts)
+	               : NULL;
 	if (!d->sched) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -341,24 +344,42 @@ enum mode { MODE_RUN, MODE_CHECK, MODE_REFERENCE, MODE_MIGRATE, MODE_LOAD_SQL };
 
 static enum mode parse_args(int argc, char **argv, const char **config_path)
 {
-	static const struct option options[] = {
-	    {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 'C'},
-	    {"print-config-reference", no_argument, NULL, 'R'},
-	    {"migrate", no_argument, NULL, 'M'},      {"version", no_argument, NULL, 'V'},
-	    {"print-load-sql", no_argument, NULL, 'L'},
-	    {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
+	static const struct option options[] = {{"config", required_argument, NULL, 'c'},
+	                                        {"check-config", no_argument, NULL, 'C'},
+	                                        {"print-config-reference", no_argument, NULL, 'R'},
+	                                        {"migrate", no_argument, NULL, 'M'},
+	                                        {"version", no_argument, NULL, 'V'},
+	                                        {"print-load-sql", no_argument, NULL, 'L'},
+	                                        {"help", no_argument, NULL, 'h'},
+	                                        {NULL, 0, NULL, 0}};
 	enum mode mode = MODE_RUN;
 	int c;
 	while ((c = getopt_long(argc, argv, "c:h", options, NULL)) != -1) {
 		switch (c) {
-		case 'c': *config_path = optarg; break;
-		case 'C': mode = MODE_CHECK; break;
-		case 'R': mode = MODE_REFERENCE; break;
-		case 'M': mode = MODE_MIGRATE; break;
-		case 'L': mode = MODE_LOAD_SQL; break;
-		case 'V': printf("tokend %s\n", TOKEND_VERSION); exit(0);
-		case 'h': usage(stdout); exit(0);
-		default: usage(stderr); exit(2);
+		case 'c':
+			*config_path = optarg;
+			break;
+		case 'C':
+			mode = MODE_CHECK;
+			break;
+		case 'R':
+			mode = MODE_REFERENCE;
+			break;
+		case 'M':
+			mode = MODE_MIGRATE;
+			break;
+		case 'L':
+			mode = MODE_LOAD_SQL;
+			break;
+		case 'V':
+			printf("tokend %s\n", TOKEND_VERSION);
+			exit(0);
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			exit(2);
 		}
 	}
 	if (optind < argc) {

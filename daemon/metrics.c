@@ -25,17 +25,14 @@ static const char *const bad_input_names[] = {
 };
 
 static const char *const result_names[] = {
-    [RESULT_DONE] = "done",
-    [RESULT_FENCED] = "fenced",
-    [RESULT_FAILED] = "failed",
-    [RESULT_RETRYING] = "retrying",
-    [RESULT_DEFERRED] = "deferred",
+    [RESULT_DONE] = "done",         [RESULT_FENCED] = "fenced",     [RESULT_FAILED] = "failed",
+    [RESULT_RETRYING] = "retrying", [RESULT_DEFERRED] = "deferred",
 };
 
 static const char *const outcome_names[] = {
-    [OUTCOME_REFRESHED] = "refreshed", [OUTCOME_CHECKED] = "checked",
-    [OUTCOME_REVOKED] = "revoked",     [OUTCOME_ADOPTED] = "adopted",
-    [OUTCOME_TRANSIENT] = "transient", [OUTCOME_MALFORMED] = "malformed",
+    [OUTCOME_REFRESHED] = "refreshed",   [OUTCOME_CHECKED] = "checked",
+    [OUTCOME_REVOKED] = "revoked",       [OUTCOME_ADOPTED] = "adopted",
+    [OUTCOME_TRANSIENT] = "transient",   [OUTCOME_MALFORMED] = "malformed",
     [OUTCOME_UNOPENABLE] = "unopenable",
 };
 
@@ -148,11 +145,10 @@ static void render_actions(const struct daemon *d, struct evbuffer *out)
 	family(out, "tokend_actions_total", "counter", "Lifecycle actions carried out, by result.");
 	for (int a = ACTION_EXCHANGE; a < ACTION_COUNT; a++)
 		for (int r = 0; r < RESULT_COUNT; r++)
-			evbuffer_add_printf(out,
-			                    "tokend_actions_total{action=\"%s\",result=\"%s\"} %" PRIu64
-			                    "\n",
-			                    policy_action_name((enum action)a), result_names[r],
-			                    d->metrics.actions[a][r]);
+			evbuffer_add_printf(
+			    out, "tokend_actions_total{action=\"%s\",result=\"%s\"} %" PRIu64 "\n",
+			    policy_action_name((enum action)a), result_names[r],
+			    d->metrics.actions[a][r]);
 }
 
 static void render_refreshes(const struct daemon *d, struct evbuffer *out)
@@ -161,11 +157,11 @@ static void render_refreshes(const struct daemon *d, struct evbuffer *out)
 	       "Requests to platforms (refresh, exchange, check), by platform and outcome.");
 	for (size_t p = 0; p < platform_count(); p++)
 		for (int o = 0; o < OUTCOME_COUNT; o++)
-			evbuffer_add_printf(out,
-			                    "tokend_refreshes_total{platform=\"%s\",outcome=\"%s\"} "
-			                    "%" PRIu64 "\n",
-			                    platform_at(p)->name, outcome_names[o],
-			                    d->metrics.refreshes[p][o]);
+			evbuffer_add_printf(
+			    out,
+			    "tokend_refreshes_total{platform=\"%s\",outcome=\"%s\"} "
+			    "%" PRIu64 "\n",
+			    platform_at(p)->name, outcome_names[o], d->metrics.refreshes[p][o]);
 }
 
 /* One histogram's series; label_value NULL for an unlabelled one. */

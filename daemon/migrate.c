@@ -43,9 +43,9 @@ static bool record_applied(PGconn *conn, const struct migration *m)
 	char v[16];
 	snprintf(v, sizeof(v), "%d", m->version);
 	const char *params[] = {v, m->name};
-	PGresult *res = PQexecParams(conn,
-	                             "INSERT INTO tokend_migrations (version, name) VALUES ($1, $2)",
-	                             2, NULL, params, NULL, NULL, 0);
+	PGresult *res =
+	    PQexecParams(conn, "INSERT INTO tokend_migrations (version, name) VALUES ($1, $2)", 2,
+	                 NULL, params, NULL, NULL, 0);
 	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 	if (!ok)
 		log_err("migrate: recording %s: %s", m->name, PQresultErrorMessage(res));
@@ -103,8 +103,8 @@ int migrate_apply(const char *conninfo)
 	if (!exec_ok(conn, "SELECT pg_advisory_unlock(" MIGRATE_LOCK_KEY ")", "advisory unlock"))
 		applied = -1;
 	if (applied >= 0)
-		log_notice("migrate: schema at version %d (%d applied now)", migrate_latest_version(),
-		           applied);
+		log_notice("migrate: schema at version %d (%d applied now)",
+		           migrate_latest_version(), applied);
 fail:
 	PQfinish(conn);
 	return applied;

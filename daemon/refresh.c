@@ -39,7 +39,7 @@ struct refresh {
 	struct limiter limit[PLATFORM_MAX];
 	char owner[OWNER_MAX];
 	size_t in_flight;
-	struct job *jobs; /* every job in flight, freed by refresh_free */
+	struct job *jobs;       /* every job in flight, freed by refresh_free */
 	struct batcher *claims; /* jobs to claim, one statement per loop turn */
 	struct batcher *stores; /* journaled tokens to store, likewise */
 	struct store *store;    /* the write path's own PostgreSQL connection */
@@ -86,7 +86,8 @@ int64_t refresh_admit(struct refresh *r, int platform, int64_t now)
 	struct limiter *l = &r->limit[platform];
 	const struct platform_settings *s = &r->d->cfg->platform[platform];
 	if (!store_connected(r->store))
-		return now + WRITER_DOWN_DELAY_MS; /* the write path's connection is (re)connecting */
+		return now +
+		       WRITER_DOWN_DELAY_MS; /* the write path's connection is (re)connecting */
 	if (l->in_flight >= (size_t)s->max_inflight)
 		return now + DEFER_MIN_MS;
 	if (s->rate_limit <= 0)
@@ -192,8 +193,8 @@ static void revoke_done(const PGresult *res, void *arg)
 
 static void revoke_grant(struct job *job, const struct platform_result *res)
 {
-	const char *code = res->verdict == VERDICT_PAGES_NONE ? "facebook.pages.none"
-	                                                     : "platform_auth_failed";
+	const char *code =
+	    res->verdict == VERDICT_PAGES_NONE ? "facebook.pages.none" : "platform_auth_failed";
 	log_info("account %s (%s): platform refused the grant: %s %s", job->acct.id_text,
 	         job->acct.platform_name, res->upstream_code, res->message);
 	const char *params[] = {job->acct.id_text, job->version, code,
@@ -284,8 +285,8 @@ static int store_entry(struct refresh *r, const struct journal_entry *e, stored_
 	ms_param(e->access_expires_at_ms, access_at);
 	ms_param(e->refresh_expires_at_ms, refresh_at);
 	char *access = bytea_param(e->sealed_access, e->sealed_access_len);
-	char *refresh = e->sealed_refresh ? bytea_param(e->sealed_refresh, e->sealed_refresh_len)
-	                                  : NULL;
+	char *refresh =
+	    e->sealed_refresh ? bytea_param(e->sealed_refresh, e->sealed_refresh_len) : NULL;
 	const char *params[] = {id,
 	                        version,
 	                        access,
@@ -452,8 +453,9 @@ static int build_entry(struct job *job, const struct platform_result *res)
 	                              : now + job_platform(job)->default_access_lifetime_ms;
 	e->refresh_expires_at_ms = res->refresh_expires_at_ms;
 	/* A re-exchange that did not move the expiry cannot keep the account alive. */
-	e->cannot_extend = s->access_expires_at_ms &&
-	                   e->access_expires_at_ms <= s->access_expires_at_ms + POLICY_MS_PER_MINUTE;
+	e->cannot_extend =
+	    s->access_expires_at_ms &&
+	    e->access_expires_at_ms <= s->access_expires_at_ms + POLICY_MS_PER_MINUTE;
 	if (seal_into(job, SEAL_ACCESS_TOKEN, &res->access_token, &e->sealed_access,
 	              &e->sealed_access_len) < 0)
 		return -1;
@@ -503,7 +505,8 @@ static void transient(struct job *job, const struct platform_result *res, bool m
 	          job->acct.platform_name, policy_action_name(job->decision.action),
 	          res->upstream_code, res->upstream_code[0] ? " " : "", res->message);
 	const char *code = res->upstream_code[0] ? res->upstream_code
-	                                         : malformed ? "malformed_response" : "transient";
+	                   : malformed           ? "malformed_response"
+	                                         : "transient";
 	record_failure(job, code, res->retry_at_ms);
 }
 
@@ -537,8 +540,8 @@ static void act_on_result(struct job *job, const struct platform_result *res)
 
 static void network_failure(struct job *job, const struct http_response *resp)
 {
-	struct platform_result res = {.verdict = resp->too_large ? VERDICT_MALFORMED
-	                                                         : VERDICT_TRANSIENT};
+	struct platform_result res = {.verdict =
+	                                  resp->too_large ? VERDICT_MALFORMED : VERDICT_TRANSIENT};
 	snprintf(res.upstream_code, sizeof(res.upstream_code), "%s",
 	         resp->too_large ? "response_too_large" : "network_error");
 	snprintf(res.message, sizeof(res.message), "%s", resp->error);
@@ -693,9 +696,10 @@ static void send_claims(void **items, size_t n, void *arg)
 	const char *params[] = {id_text, version_text, r->owner, lease};
 	bool sent = false;
 	if (batch && id_text && version_text)
-		sent = store_query(r->store,
-		                   "SELECT * FROM tokend_claim_many($1::uuid[], $2::int8[], $3, $4)", 4,
-		                   params, claims_answered, batch) == 0;
+		sent =
+		    store_query(r->store,
+		                "SELECT * FROM tokend_claim_many($1::uuid[], $2::int8[], $3, $4)",
+		                4, params, claims_answered, batch) == 0;
 	free(id_text);
 	free(version_text);
 	if (!sent) {
@@ -853,15 +857,16 @@ static int load_client_secrets(struct refresh *r, struct secret *out, char *err,
 		if (file[0])
 			snprintf(path, sizeof(path), "%s", file);
 		else if (creds)
-			snprintf(path, sizeof(path), "%s/%s_client_secret", creds, platform_at(i)->name);
+			snprintf(path, sizeof(path), "%s/%s_client_secret", creds,
+			         platform_at(i)->name);
 		else
 			continue;
 		if (!file[0] && access(path, F_OK) != 0)
 			continue; /* no credential for this platform */
 		char why[256];
 		if (secret_read_file(path, &out[i], why, sizeof(why)) < 0) {
-			snprintf(err, errlen, "platform.%s.client_secret_file: %s", platform_at(i)->name,
-			         why);
+			snprintf(err, errlen, "platform.%s.client_secret_file: %s",
+			         platform_at(i)->name, why);
 			return -1;
 		}
 	}

@@ -31,8 +31,7 @@ void refresh_free(struct refresh *r); /* NULL-safe; requests in flight are dropp
 
 /* Config reload: client secrets, HTTP options, rate limits. -1 with err
  * (the old settings stay). */
-int refresh_reload(struct refresh *r, char *err, size_t errlen)
-    __attribute__((warn_unused_result));
+int refresh_reload(struct refresh *r, char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* May a request to platform start now? 0 = yes (counted against the rate
  * limit), else the wall-clock time to ask again. Asked before the row is

@@ -18,7 +18,6 @@ enum seal_column { SEAL_ACCESS_TOKEN = 1, SEAL_REFRESH_TOKEN = 2, SEAL_APP_PASSW
 
 struct keyring;
 
-
 /* Load a keyring file (format in docs/sealed-format.md). Refuses files that
  * group or others can read, and malformed ones; err names the line.
  * Caller frees with keyring_free(), which wipes the keys. */
@@ -39,8 +38,8 @@ int seal_value(const struct keyring *kr, const uint8_t account_id[SEAL_ACCOUNT_I
 /* Open a sealed value. On failure err says why (bad format, unknown key id,
  * authentication failed) without any secret. */
 int seal_open(const struct keyring *kr, const uint8_t account_id[SEAL_ACCOUNT_ID_LEN],
-              enum seal_column column, const uint8_t *sealed, size_t sealed_len,
-              struct secret *out, char *err, size_t errlen) __attribute__((warn_unused_result));
+              enum seal_column column, const uint8_t *sealed, size_t sealed_len, struct secret *out,
+              char *err, size_t errlen) __attribute__((warn_unused_result));
 
 /* Key id of a sealed value without opening it; false if the header is bad. */
 bool seal_key_id(const uint8_t *sealed, size_t sealed_len, uint32_t *key_id);

@@ -107,8 +107,8 @@ static void schedule_reconnect(struct store *st)
 	int64_t delay = st->backoff_ms;
 	/* Up to a quarter less, so a fleet does not reconnect in lockstep. */
 	delay -= delay > 4 ? (int64_t)(random() % (delay / 4)) : 0;
-	st->backoff_ms = st->backoff_ms * 2 > st->reconnect_max_ms ? st->reconnect_max_ms
-	                                                         : st->backoff_ms * 2;
+	st->backoff_ms =
+	    st->backoff_ms * 2 > st->reconnect_max_ms ? st->reconnect_max_ms : st->backoff_ms * 2;
 	struct timeval tv = {.tv_sec = delay / 1000, .tv_usec = (delay % 1000) * 1000};
 	evtimer_add(st->retry_ev, &tv);
 	log_info("store: reconnecting in %lld ms", (long long)delay);
@@ -365,8 +365,13 @@ static void on_connect_deadline(evutil_socket_t fd, short what, void *arg)
 
 static void connect_start(struct store *st)
 {
-	const char *keys[] = {"application_name", "keepalives", "keepalives_idle",
-	                      "keepalives_interval", "keepalives_count", "dbname", NULL};
+	const char *keys[] = {"application_name",
+	                      "keepalives",
+	                      "keepalives_idle",
+	                      "keepalives_interval",
+	                      "keepalives_count",
+	                      "dbname",
+	                      NULL};
 	const char *values[] = {st->application_name, "1", "30", "10", "3", st->conninfo, NULL};
 	st->state = STORE_CONNECTING;
 	st->conn = PQconnectStartParams(keys, values, 1);
@@ -421,8 +426,8 @@ struct store *store_new(struct event_base *base, const struct store_options *opt
 	st->connect_timeout_ms = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 10000;
 	st->retry_ev = evtimer_new(base, on_retry, st);
 	st->resume_ev = event_new(base, -1, 0, on_resume, st);
-	if (!st->conninfo || !st->application_name || !st->listen_sql ||
-	    !st->retry_ev || !st->resume_ev) {
+	if (!st->conninfo || !st->application_name || !st->listen_sql || !st->retry_ev ||
+	    !st->resume_ev) {
 		store_free(st);
 		return NULL;
 	}
@@ -436,8 +441,8 @@ void store_set_limits(struct store *st, int64_t reconnect_min_ms, int64_t reconn
                       int copy_batch_rows)
 {
 	st->reconnect_min_ms = reconnect_min_ms > 0 ? reconnect_min_ms : 1000;
-	st->reconnect_max_ms = reconnect_max_ms >= st->reconnect_min_ms ? reconnect_max_ms
-	                                                                : st->reconnect_min_ms;
+	st->reconnect_max_ms =
+	    reconnect_max_ms >= st->reconnect_min_ms ? reconnect_max_ms : st->reconnect_min_ms;
 	st->copy_batch_rows = copy_batch_rows > 0 ? copy_batch_rows : 5000;
 }
 
@@ -506,8 +511,8 @@ int store_query(struct store *st, const char *sql, int nparams, const char *cons
 	return queue_request(st, req, false);
 }
 
-int store_copy_out(struct store *st, const char *sql, store_line_fn line,
-                   store_copy_done_fn done, void *arg)
+int store_copy_out(struct store *st, const char *sql, store_line_fn line, store_copy_done_fn done,
+                   void *arg)
 {
 	if (st->state != STORE_READY)
 		return -1;

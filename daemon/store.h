@@ -16,8 +16,8 @@ struct event_base;
 struct store;
 
 struct store_options {
-	const char *conninfo;         /* borrowed for the call only */
-	const char *const *listen;    /* NULL-terminated channel names, or NULL */
+	const char *conninfo;      /* borrowed for the call only */
+	const char *const *listen; /* NULL-terminated channel names, or NULL */
 	int64_t reconnect_min_ms;
 	int64_t reconnect_max_ms;
 	int64_t connect_timeout_ms;
@@ -59,7 +59,7 @@ int store_query(struct store *st, const char *sql, int nparams, const char *cons
                 store_result_fn done, void *arg) __attribute__((warn_unused_result));
 
 /* Queue a "COPY (...) TO STDOUT" and stream its lines. -1 as store_query. */
-int store_copy_out(struct store *st, const char *sql, store_line_fn line,
-                   store_copy_done_fn done, void *arg) __attribute__((warn_unused_result));
+int store_copy_out(struct store *st, const char *sql, store_line_fn line, store_copy_done_fn done,
+                   void *arg) __attribute__((warn_unused_result));
 
 #endif

@@ -46,11 +46,11 @@ void platform_request_clear(struct platform_request *req); /* NULL-safe */
 
 /* What came back. Borrowed for the parse call. */
 struct platform_response {
-	long status;              /* HTTP status */
-	const char *body;         /* not NUL-terminated */
+	long status;      /* HTTP status */
+	const char *body; /* not NUL-terminated */
 	size_t body_len;
-	const char *retry_after;  /* raw Retry-After header, or NULL */
-	const char *rate_reset;   /* raw x-rate-limit-reset (Unix seconds), or NULL */
+	const char *retry_after; /* raw Retry-After header, or NULL */
+	const char *rate_reset;  /* raw x-rate-limit-reset (Unix seconds), or NULL */
 	int64_t now_ms;
 };
 
@@ -67,13 +67,13 @@ enum platform_verdict {
  * wipes the tokens. */
 struct platform_result {
 	enum platform_verdict verdict;
-	struct secret access_token;     /* new access token (OK) */
-	struct secret refresh_token;    /* new refresh token; empty = keep the current one */
-	int64_t access_expires_at_ms;   /* 0 = the response said nothing */
-	int64_t refresh_expires_at_ms;  /* 0 = unknown or unchanged */
-	int64_t retry_at_ms;            /* TRANSIENT: not before this (Retry-After etc.); 0 = none */
-	char upstream_code[48];         /* the platform's error code ("invalid_grant", "190/460") */
-	char message[160];              /* the platform's own error words; never a token */
+	struct secret access_token;    /* new access token (OK) */
+	struct secret refresh_token;   /* new refresh token; empty = keep the current one */
+	int64_t access_expires_at_ms;  /* 0 = the response said nothing */
+	int64_t refresh_expires_at_ms; /* 0 = unknown or unchanged */
+	int64_t retry_at_ms;           /* TRANSIENT: not before this (Retry-After etc.); 0 = none */
+	char upstream_code[48];        /* the platform's error code ("invalid_grant", "190/460") */
+	char message[160];             /* the platform's own error words; never a token */
 };
 void platform_result_clear(struct platform_result *res); /* NULL-safe */
 
@@ -84,8 +84,9 @@ struct platform {
 	const char *default_base_url;       /* production endpoint root */
 	/* Build the request for grant. -1 with err when it cannot be made (e.g.
 	 * no refresh token for a refresh grant): the caller treats it as dead. */
-	int (*build_request)(const struct platform_client *client, const struct platform_grant *grant,
-	                     struct platform_request *out, char *err, size_t errlen);
+	int (*build_request)(const struct platform_client *client,
+	                     const struct platform_grant *grant, struct platform_request *out,
+	                     char *err, size_t errlen);
 	/* Read the response into out (zeroed by the caller). Never trusts the
 	 * body: wrong types, huge values and garbage give VERDICT_MALFORMED. */
 	void (*parse_response)(const struct platform_grant *grant,

@@ -5,7 +5,7 @@
 #include "platforms/registry.h"
 
 static const struct platform *const platforms[] = {
-    &platform_x,        &platform_bluesky,  &platform_threads,
+    &platform_x,         &platform_bluesky,  &platform_threads,
     &platform_instagram, &platform_facebook, &platform_linkedin,
     &platform_pinterest, &platform_tiktok,   &platform_youtube,
 };

@@ -43,13 +43,15 @@ enum refresh_kind {
 struct policy_params {
 	enum refresh_kind kind;
 	int64_t refresh_lead_ms;      /* refresh this long before the access token expires */
-	int64_t refresh_lead_divisor; /* if > 0, lead = min(refresh_lead, lifetime / divisor) (TikTok) */
+	int64_t refresh_lead_divisor; /* if > 0, lead = min(refresh_lead, lifetime / divisor)
+	                                 (TikTok) */
 	int64_t warn_lead_ms;         /* token.expiring (refresh_failing) if still not refreshed */
-	int64_t reauth_warn_lead_ms;  /* token.expiring (reauth_required) before a deadline nothing extends */
-	int64_t min_token_age_ms;     /* never refresh a token younger than this (Threads, Instagram) */
-	int64_t check_interval_ms;    /* validity check of tokens without expiry; 0 = none */
-	int64_t jitter_ms;            /* largest earlier-only jitter on refresh and check times */
-	bool exchange;                /* short-lived tokens are exchanged for long-lived ones */
+	int64_t reauth_warn_lead_ms;  /* token.expiring (reauth_required) before a deadline nothing
+	                                 extends */
+	int64_t min_token_age_ms; /* never refresh a token younger than this (Threads, Instagram) */
+	int64_t check_interval_ms; /* validity check of tokens without expiry; 0 = none */
+	int64_t jitter_ms;         /* largest earlier-only jitter on refresh and check times */
+	bool exchange;             /* short-lived tokens are exchanged for long-lived ones */
 };
 
 /* One account's state, as loaded from its row. Times are Unix milliseconds;
@@ -79,7 +81,8 @@ struct policy_decision {
 };
 
 /* The single next action for an account. */
-struct policy_decision policy_next(const struct policy_params *params, const struct policy_input *in);
+struct policy_decision policy_next(const struct policy_params *params,
+                                   const struct policy_input *in);
 
 /* The latest moment any token can keep the account alive (0 = none): past it,
  * the account is expired. Exposed for the admin API and tests. */

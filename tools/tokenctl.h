@@ -27,7 +27,7 @@ struct tokenctl_command {
  * file: migrate, schedule, account, refresh, status, rekey, events. */
 int tokenctl_seal(int argc, char **argv);
 int tokenctl_keygen(int argc, char **argv);
-int tokenctl_events(int argc, char **argv); /* tools/tokenctl_events.c */
+int tokenctl_events(int argc, char **argv);   /* tools/tokenctl_events.c */
 int tokenctl_account(int argc, char **argv);  /* tools/tokenctl_account.c */
 int tokenctl_migrate(int argc, char **argv);  /* tools/tokenctl_migrate.c */
 int tokenctl_refresh(int argc, char **argv);  /* tools/tokenctl_refresh.c */

@@ -7,9 +7,9 @@
  * Seeds: tests/fuzz/corpus/fuzz_seal/. */
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <stdint.h>
 #include <string.h>
 
 #include "daemon/seal.h"

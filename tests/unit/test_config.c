@@ -4,12 +4,11 @@
  * UPDATE_GOLDEN=1 rewrites both golden files from the current output. */
 #include "daemon/config.h"
 
+#include "tests/unit/check.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "tests/unit/check.h"
-
 
 #define CHECK_CONTAINS(haystack, needle)                                                           \
 	do {                                                                                       \

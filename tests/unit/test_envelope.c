@@ -5,11 +5,10 @@
 #include "daemon/envelope.h"
 #include "daemon/redis.h"
 
+#include "tests/unit/check.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "tests/unit/check.h"
-
 
 static const char account[] = "2f1c6b1e-8a4d-4c3b-9e21-0d5f7a6b8c9d";
 static const char event_id[] = "evt_0123456789abcdef0123456789abcdef";

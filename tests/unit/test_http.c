@@ -19,10 +19,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "tests/unit/http_tls.h"
 #include "tests/unit/check.h"
-
-
+#include "tests/unit/http_tls.h"
 
 static struct event_base *base;
 

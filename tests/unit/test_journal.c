@@ -11,7 +11,6 @@
 #include "daemon/journal.h"
 #include "tests/unit/check.h"
 
-
 static char dir[256];
 static char path[300];
 

@@ -14,8 +14,6 @@
 #define T0_S 1700000000
 #define SEC(n) ((int64_t)(n)*1000)
 
-
-
 static struct secret lit(const char *text)
 {
 	return (struct secret){.data = (uint8_t *)(uintptr_t)text, .len = strlen(text)};

@@ -11,8 +11,6 @@
 #define T0 INT64_C(1700000000000) /* a fixed "now" */
 #define SEC(n) ((int64_t)(n)*1000)
 
-
-
 static struct secret lit(const char *text)
 {
 	return (struct secret){.data = (uint8_t *)(uintptr_t)text, .len = strlen(text)};

@@ -13,8 +13,6 @@
 #define T0 INT64_C(1700000000000) /* 2023-11-14T22:13:20Z, a fixed "now" */
 #define SEC(n) ((int64_t)(n)*1000)
 
-
-
 #define CHECK_VERDICT(res, want)                                                                   \
 	do {                                                                                       \
 		if ((res).verdict != (want)) {                                                     \

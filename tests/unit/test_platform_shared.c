@@ -13,8 +13,6 @@
 
 #define T0 INT64_C(1700000000000)
 
-
-
 static void test_registry(void)
 {
 	static const struct {

@@ -2,13 +2,12 @@
  * checks only ever say "not before due"; they never bound lateness. */
 #include "scheduler/sched.h"
 
+#include "tests/unit/check.h"
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
-#include "tests/unit/check.h"
-
 
 #define MAX_FIRED 256
 

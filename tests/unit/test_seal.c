@@ -9,10 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
 #include "tests/unit/check.h"
-
-
+#include <openssl/evp.h>
 
 #define AUTH_FAILED "authentication failed (wrong account, column or key, or tampered)"
 
