@@ -1,6 +1,7 @@
 /* accounts: load, follow and act on platform_accounts rows. */
 #include "daemon/accounts.h"
 
+#include <event2/event.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 #include "daemon/log.h"
 #include "daemon/refresh.h"
 #include "daemon/seal.h"
+#include "daemon/sqlarray.h"
 #include "daemon/store.h"
 #include "platforms/platform.h"
 
@@ -22,6 +24,11 @@
 /* After an action failed (database error or lost connection), try again this
  * much later rather than at once: a failing statement must not spin. */
 #define FAILED_ACTION_DELAY_MS 30000
+/* A full load that failed on a live connection is tried again after this. */
+#define LOAD_RETRY_MS 5000
+/* Fenced out by another writer (most often another instance's live lease):
+ * look again after this rather than at once, which would spin. */
+#define FENCED_DELAY_MS 2000
 /* An action could not start (a connection is down): try again soon. */
 #define NOT_STARTED_DELAY_MS 1000
 /* A platform's in-flight cap was full when the action started. */
@@ -43,7 +50,8 @@ struct accounts {
 	struct id_list running; /* actions in progress */
 	bool fetching;
 	bool loading, loaded;
-	bool reload_pending; /* a reload was asked for during a load */
+	bool reload_pending;      /* a reload was asked for during a load */
+	struct event *load_retry; /* after a load failed on a live connection */
 	int64_t load_started_ms, last_load_ms;
 	uint64_t load_rows;
 };
@@ -87,11 +95,22 @@ static int compare_ids(const void *x, const void *y)
 	return memcmp(x, y, SCHED_ID_LEN);
 }
 
+static void on_load_retry(evutil_socket_t fd, short what, void *arg)
+{
+	accounts_reload(arg);
+}
+
 struct accounts *accounts_new(struct daemon *d)
 {
 	struct accounts *a = calloc(1, sizeof(*a));
-	if (a)
-		a->d = d;
+	if (!a)
+		return NULL;
+	a->d = d;
+	a->load_retry = evtimer_new(d->base, on_load_retry, a);
+	if (!a->load_retry) {
+		free(a);
+		return NULL;
+	}
 	return a;
 }
 
@@ -99,6 +118,7 @@ void accounts_free(struct accounts *a)
 {
 	if (!a)
 		return;
+	event_free(a->load_retry);
 	free(a->pending.ids);
 	free(a->running.ids);
 	free(a);
@@ -131,15 +151,16 @@ static void action_done(const struct account *acct, struct policy_decision decis
 		id_list_remove_at(&a->running, (size_t)i);
 	if (result == RESULT_DONE && metrics_expired_unnoticed(&acct->state))
 		note_unnoticed_expiry(a, acct);
-	if (result == RESULT_FAILED || result == RESULT_DEFERRED) {
-		int64_t delay =
-		    result == RESULT_FAILED ? FAILED_ACTION_DELAY_MS : DEFERRED_DELAY_MS;
+	if (result == RESULT_FAILED || result == RESULT_DEFERRED || result == RESULT_FENCED) {
+		int64_t delay = result == RESULT_FAILED   ? FAILED_ACTION_DELAY_MS
+		                : result == RESULT_FENCED ? FENCED_DELAY_MS
+		                                          : DEFERRED_DELAY_MS;
 		if (sched_set(a->d->sched, acct->id, (uint8_t)acct->platform, decision.action,
 		              sched_now_ms() + delay) < 0)
 			log_err("account %s: out of memory rescheduling it", acct->id_text);
 		return;
 	}
-	/* Re-read: the row changed (or someone else changed it and fenced us out). */
+	/* Re-read: the row changed. */
 	if (accounts_refetch(a, acct->id) < 0)
 		log_debug("accounts: re-read after action deferred to the next load");
 }
@@ -236,9 +257,15 @@ static void on_load_done(bool ok, void *arg)
 	struct accounts *a = arg;
 	a->loading = false;
 	if (!ok) {
-		log_warnx("accounts: load interrupted after %" PRIu64
-		          " rows; retrying on reconnect",
-		          a->load_rows);
+		/* Lost connection: the reconnect reloads. A load that failed on a
+		 * live connection (a statement timeout, say) is retried here. */
+		bool up = store_connected(a->d->store);
+		log_warnx("accounts: load failed after %" PRIu64 " rows; retrying %s", a->load_rows,
+		          up ? "in 5 s" : "on reconnect");
+		if (up) {
+			struct timeval tv = {LOAD_RETRY_MS / 1000, 0};
+			evtimer_add(a->load_retry, &tv);
+		}
 		return;
 	}
 	size_t gone = sched_sweep(a->d->sched);
@@ -319,44 +346,42 @@ static void forget_missing(struct accounts *a, const struct fetch *f, const bool
 	}
 }
 
+/* A re-read that failed while the connection stayed up (a statement
+ * timeout, a cancel, out of memory): the accounts it held try again later,
+ * so none stays handed out with nobody working on it. */
+static void defer_ids(struct accounts *a, const struct id_list *ids)
+{
+	int64_t again = sched_now_ms() + FAILED_ACTION_DELAY_MS;
+	for (size_t i = 0; i < ids->len; i++) {
+		struct sched_entry e;
+		if (sched_get(a->d->sched, ids->ids[i], &e) &&
+		    sched_set(a->d->sched, e.id, e.platform, e.action, again) < 0)
+			log_err("accounts: out of memory deferring a re-read");
+	}
+}
+
 static void on_fetched(const PGresult *res, void *arg)
 {
 	struct fetch *f = arg;
 	struct accounts *a = f->a;
-	if (res && PQresultStatus(res) == PGRES_TUPLES_OK) {
-		bool *seen = calloc(f->ids.len, sizeof(bool));
-		if (seen) {
-			apply_result_rows(a, res, f, seen);
-			forget_missing(a, f, seen);
-		}
-		free(seen);
+	bool *seen = res && PQresultStatus(res) == PGRES_TUPLES_OK
+	                 ? calloc(f->ids.len ? f->ids.len : 1, sizeof(bool))
+	                 : NULL;
+	if (seen) {
+		apply_result_rows(a, res, f, seen);
+		forget_missing(a, f, seen);
 	} else if (res) {
-		log_warnx("accounts: re-reading rows failed: %s", PQresultErrorMessage(res));
+		log_warnx("accounts: re-reading %zu rows failed (%s); trying again in %d s",
+		          f->ids.len, PQresultErrorMessage(res), FAILED_ACTION_DELAY_MS / 1000);
+		defer_ids(a, &f->ids);
 	}
+	free(seen);
 	free(f->ids.ids);
 	free(f);
 	if (res) {
 		a->fetching = false;
 		flush_fetches(a);
 	}
-}
-
-static char *uuid_array_literal(const struct id_list *ids)
-{
-	char *text = malloc(ids->len * 37 + 3);
-	if (!text)
-		return NULL;
-	char *p = text;
-	*p++ = '{';
-	for (size_t i = 0; i < ids->len; i++) {
-		if (i)
-			*p++ = ',';
-		seal_format_uuid(ids->ids[i], p);
-		p += 36;
-	}
-	*p++ = '}';
-	*p = '\0';
-	return text;
 }
 
 static struct fetch *take_batch(struct accounts *a)
@@ -380,17 +405,34 @@ static struct fetch *take_batch(struct accounts *a)
 	return f;
 }
 
+static char *uuid_array_literal(const struct id_list *ids)
+{
+	struct sqlarray array;
+	char text[37];
+	sqlarray_init(&array);
+	for (size_t i = 0; i < ids->len; i++) {
+		seal_format_uuid(ids->ids[i], text);
+		sqlarray_add(&array, text);
+	}
+	return sqlarray_finish(&array);
+}
+
 /* One batched re-read at a time; the next goes when it returns. */
 static void flush_fetches(struct accounts *a)
 {
 	if (a->fetching || !a->pending.len || !store_connected(a->d->store))
 		return;
 	struct fetch *f = take_batch(a);
-	char *literal = f ? uuid_array_literal(&f->ids) : NULL;
+	if (!f) {
+		log_err("accounts: out of memory re-reading rows");
+		return;
+	}
+	char *literal = uuid_array_literal(&f->ids);
 	const char *params[] = {literal};
-	if (literal && store_query(a->d->store, fetch_sql, 1, params, on_fetched, f) == 0) {
-		a->fetching = true;
-	} else if (f) {
+	a->fetching = true;
+	if (!literal || store_query(a->d->store, fetch_sql, 1, params, on_fetched, f) < 0) {
+		a->fetching = false;
+		defer_ids(a, &f->ids);
 		free(f->ids.ids);
 		free(f);
 	}

@@ -514,6 +514,11 @@ static void act_on_result(struct job *job, const struct platform_result *res)
 {
 	switch (res->verdict) {
 	case VERDICT_OK:
+		if (res->message[0]) { /* usable tokens, but something in the body was off */
+			job->r->d->metrics.bad_input[BAD_UPSTREAM_BODY]++;
+			log_warnx("account %s (%s): %s", job->acct.id_text, job->acct.platform_name,
+			          res->message);
+		}
 		if (job->decision.action == ACTION_CHECK) {
 			const char *params[] = {job->acct.id_text, job->version};
 			if (store_query(job->r->store, "SELECT tokend_record_check($1, $2)", 2,

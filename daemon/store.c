@@ -44,9 +44,11 @@ struct store {
 	struct store_handlers handlers;
 	int64_t reconnect_min_ms, reconnect_max_ms, connect_timeout_ms, backoff_ms;
 	int copy_batch_rows;
-	struct event *sock_ev;     /* readable (persistent) or connect polling */
-	struct event *write_ev;    /* pending output to flush */
-	struct event *resume_ev;   /* continue a COPY on the next loop turn */
+	struct event *sock_ev;   /* readable (persistent) or connect polling */
+	struct event *write_ev;  /* pending output to flush */
+	struct event *resume_ev; /* continue a COPY on the next loop turn */
+	struct event *broken_ev; /* tear down on the next loop turn (see fail_soon) */
+	const char *broken_why;
 	struct event *retry_ev;    /* reconnect timer */
 	struct event *deadline_ev; /* connect timeout */
 	struct request *in_flight;
@@ -85,7 +87,10 @@ static void clear_events(struct store *st)
 	free_event(st->write_ev);
 	free_event(st->deadline_ev);
 	st->sock_ev = st->write_ev = st->deadline_ev = NULL;
-	event_del(st->resume_ev);
+	if (st->resume_ev)
+		event_del(st->resume_ev);
+	if (st->broken_ev)
+		event_del(st->broken_ev);
 }
 
 static void fail_all(struct store *st)
@@ -130,11 +135,27 @@ static void teardown(struct store *st, const char *why)
 	schedule_reconnect(st);
 }
 
+/* Sending failed. Sends happen inside store_query(), whose caller must not
+ * see its callbacks (or the disconnect handler) run before it returns: the
+ * teardown runs on the next loop turn instead. */
+static void fail_soon(struct store *st, const char *why)
+{
+	st->broken_why = why;
+	event_active(st->broken_ev, EV_TIMEOUT, 0);
+}
+
+static void on_broken(evutil_socket_t fd, short what, void *arg)
+{
+	struct store *st = arg;
+	if (st->conn)
+		teardown(st, st->broken_why);
+}
+
 static void flush_output(struct store *st)
 {
 	int r = PQflush(st->conn);
 	if (r < 0)
-		teardown(st, "flush failed");
+		fail_soon(st, "flush failed");
 	else if (r > 0)
 		event_add(st->write_ev, NULL);
 }
@@ -168,7 +189,7 @@ static void start_next(struct store *st)
 	st->queued--;
 	st->in_flight = req;
 	if (!send_request(st, req)) {
-		teardown(st, "send failed");
+		fail_soon(st, "send failed");
 		return;
 	}
 	flush_output(st);
@@ -426,6 +447,7 @@ struct store *store_new(struct event_base *base, const struct store_options *opt
 	st->connect_timeout_ms = opts->connect_timeout_ms > 0 ? opts->connect_timeout_ms : 10000;
 	st->retry_ev = evtimer_new(base, on_retry, st);
 	st->resume_ev = event_new(base, -1, 0, on_resume, st);
+	st->broken_ev = event_new(base, -1, 0, on_broken, st);
 	if (!st->conninfo || !st->application_name || !st->listen_sql || !st->retry_ev ||
 	    !st->resume_ev) {
 		store_free(st);
@@ -457,6 +479,7 @@ void store_free(struct store *st)
 	fail_all(st);
 	clear_events(st);
 	free_event(st->resume_ev);
+	free_event(st->broken_ev);
 	free_event(st->retry_ev);
 	PQfinish(st->conn);
 	if (st->conninfo)

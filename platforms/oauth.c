@@ -466,50 +466,58 @@ int oauth_check_expiry(struct oauth_ctx *ctx, const char *what, int64_t at_ms)
 	return -1;
 }
 
-/* A lifetime in seconds (key may be NULL): *at_ms = now + lifetime. */
-static int take_ttl(struct oauth_ctx *ctx, const char *key, int64_t *at_ms)
+/* A lifetime in seconds (key may be NULL): *at_ms = now + lifetime. -1
+ * with why set when present but unreadable. */
+static int take_ttl(struct oauth_ctx *ctx, const char *key, int64_t *at_ms, char *why, size_t n)
 {
 	json_t *value = oauth_member(ctx->root, key);
 	json_int_t seconds = json_integer_value(value);
 	if (!value)
 		return 0;
 	if (!json_is_integer(value) || seconds <= 0 || seconds >= OAUTH_LIFETIME_MAX_S) {
-		oauth_malformed(ctx, "%s: not an integer number of seconds in (0, 10 years)", key);
+		snprintf(why, n, "%s: not an integer number of seconds in (0, 10 years)", key);
 		return -1;
 	}
 	*at_ms = ctx->resp->now_ms + (int64_t)seconds * 1000;
 	return 0;
 }
 
-/* An expiry in Unix seconds (key may be NULL). */
-static int take_at(struct oauth_ctx *ctx, const char *key, int64_t *at_ms)
+/* An expiry in Unix seconds (key may be NULL); as take_ttl. */
+static int take_at(struct oauth_ctx *ctx, const char *key, int64_t *at_ms, char *why, size_t n)
 {
 	json_t *value = oauth_member(ctx->root, key);
 	json_int_t seconds = json_integer_value(value);
+	int64_t now = ctx->resp->now_ms;
 	if (!value)
 		return 0;
-	if (!json_is_integer(value) || seconds <= 0 || seconds > INT64_MAX / 1000) {
-		oauth_malformed(ctx, "%s: not a Unix time", key);
+	if (!json_is_integer(value) || seconds <= 0 || seconds > INT64_MAX / 1000 ||
+	    seconds * 1000 <= now || seconds * 1000 - now >= OAUTH_LIFETIME_MAX_S * 1000) {
+		snprintf(why, n, "%s: not a Unix time within 10 years from now", key);
 		return -1;
 	}
-	if (oauth_check_expiry(ctx, key, (int64_t)seconds * 1000) != 0)
-		return -1;
 	*at_ms = (int64_t)seconds * 1000;
 	return 0;
 }
 
+/* The tokens decide: once they are readable the answer is OK, because the
+ * platform has already rotated the refresh token and the new one must be
+ * kept. An unreadable expiry is then treated as unknown (the platform's
+ * default lifetime applies) and said in message. */
 void oauth_take_tokens(struct oauth_ctx *ctx, const struct oauth_token_fields *fields)
 {
 	struct platform_result *out = ctx->out;
+	char why[128] = "";
 	if (oauth_take_token(ctx, fields->access, true, &out->access_token) != 0 ||
-	    (fields->refresh &&
-	     oauth_take_token(ctx, fields->refresh, false, &out->refresh_token)) ||
-	    take_ttl(ctx, fields->access_ttl, &out->access_expires_at_ms) != 0 ||
-	    take_ttl(ctx, fields->refresh_ttl, &out->refresh_expires_at_ms) != 0)
+	    (fields->refresh && oauth_take_token(ctx, fields->refresh, false, &out->refresh_token)))
 		return;
-	if (!out->refresh_expires_at_ms &&
-	    take_at(ctx, fields->refresh_at, &out->refresh_expires_at_ms) != 0)
-		return;
+	if (take_ttl(ctx, fields->access_ttl, &out->access_expires_at_ms, why, sizeof(why)) != 0)
+		out->access_expires_at_ms = 0;
+	if (take_ttl(ctx, fields->refresh_ttl, &out->refresh_expires_at_ms, why, sizeof(why)) ||
+	    (!out->refresh_expires_at_ms &&
+	     take_at(ctx, fields->refresh_at, &out->refresh_expires_at_ms, why, sizeof(why))))
+		out->refresh_expires_at_ms = 0;
+	if (why[0])
+		snprintf(out->message, sizeof(out->message), "%s; expiry treated as unknown", why);
 	out->verdict = VERDICT_OK;
 }
 
