@@ -158,9 +158,9 @@ static void record_failure(struct job *job, const char *code, int64_t retry_at)
 		at = retry_at;
 	char at_text[32];
 	snprintf(at_text, sizeof(at_text), "%.3f", (double)at / 1000.0);
-	const char *params[] = {job->acct.id_text, job->version, code, at_text};
+	const char *params[] = {job->acct.id_text, job->version, code, at_text, job->r->owner};
 	if (store_query(job->r->store,
-	                "SELECT tokend_record_failure($1, $2, $3, to_timestamp($4::float8))", 4,
+	                "SELECT tokend_record_failure($1, $2, $3, to_timestamp($4::float8), $5)", 5,
 	                params, failure_recorded, job) < 0)
 		finish(job, RESULT_FAILED);
 }
@@ -197,10 +197,13 @@ static void revoke_grant(struct job *job, const struct platform_result *res)
 	    res->verdict == VERDICT_PAGES_NONE ? "facebook.pages.none" : "platform_auth_failed";
 	log_info("account %s (%s): platform refused the grant: %s %s", job->acct.id_text,
 	         job->acct.platform_name, res->upstream_code, res->message);
-	const char *params[] = {job->acct.id_text, job->version, code,
+	const char *params[] = {job->acct.id_text,
+	                        job->version,
+	                        code,
 	                        res->upstream_code[0] ? res->upstream_code : NULL,
-	                        res->message[0] ? res->message : NULL};
-	if (store_query(job->r->store, "SELECT tokend_revoke($1, $2, $3, $4, $5)", 5, params,
+	                        res->message[0] ? res->message : NULL,
+	                        job->r->owner};
+	if (store_query(job->r->store, "SELECT tokend_revoke($1, $2, $3, $4, $5, $6)", 6, params,
 	                revoke_done, job) < 0)
 		finish(job, RESULT_FAILED);
 }
@@ -520,8 +523,8 @@ static void act_on_result(struct job *job, const struct platform_result *res)
 			          res->message);
 		}
 		if (job->decision.action == ACTION_CHECK) {
-			const char *params[] = {job->acct.id_text, job->version};
-			if (store_query(job->r->store, "SELECT tokend_record_check($1, $2)", 2,
+			const char *params[] = {job->acct.id_text, job->version, job->r->owner};
+			if (store_query(job->r->store, "SELECT tokend_record_check($1, $2, $3)", 3,
 			                params, check_passed, job) < 0)
 				finish(job, RESULT_FAILED);
 		} else {
@@ -600,8 +603,11 @@ static void send_request(struct job *job)
 	struct platform_request req = {0};
 	char err[160] = "";
 	if (job_platform(job)->build_request(&client, &grant, &req, err, sizeof(err)) < 0) {
-		struct platform_result res = {.verdict = VERDICT_DEAD};
-		snprintf(res.upstream_code, sizeof(res.upstream_code), "no_usable_grant");
+		/* Out of memory is ours to retry; anything else is the grant's. */
+		bool ours = strstr(err, "out of memory") || strstr(err, "no memory");
+		struct platform_result res = {.verdict = ours ? VERDICT_TRANSIENT : VERDICT_DEAD};
+		snprintf(res.upstream_code, sizeof(res.upstream_code), "%s",
+		         ours ? "out_of_memory" : "no_usable_grant");
 		snprintf(res.message, sizeof(res.message), "%s", err);
 		act_on_result(job, &res);
 		return;

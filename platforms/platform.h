@@ -82,8 +82,9 @@ struct platform {
 	struct policy_params schedule;      /* defaults; leads are configurable */
 	int64_t default_access_lifetime_ms; /* when the token endpoint says nothing */
 	const char *default_base_url;       /* production endpoint root */
-	/* Build the request for grant. -1 with err when it cannot be made (e.g.
-	 * no refresh token for a refresh grant): the caller treats it as dead. */
+	/* Build the request for grant. -1 with err when it cannot be made: err
+	 * names what the grant lacks (e.g. "no refresh token": the caller treats
+	 * the grant as dead), or contains "out of memory" (the caller retries). */
 	int (*build_request)(const struct platform_client *client,
 	                     const struct platform_grant *grant, struct platform_request *out,
 	                     char *err, size_t errlen);
