@@ -37,13 +37,16 @@ CREATE INDEX IF NOT EXISTS platform_accounts_platform_external_id
 
 -- A token change starts a new token version: bump the version when the
 -- writer did not, and reset what was per version (events fired, failures).
+-- Not while tokend.resealing is on: re-sealing under another key keeps the
+-- token (only tokend_reseal, 006, sets it, around its own UPDATE).
 CREATE OR REPLACE FUNCTION tokend_track_token_change() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF (NEW.access_token IS DISTINCT FROM OLD.access_token
         OR NEW.refresh_token IS DISTINCT FROM OLD.refresh_token
         OR NEW.app_password IS DISTINCT FROM OLD.app_password)
-       AND NEW.token_version = OLD.token_version THEN
+       AND NEW.token_version = OLD.token_version
+       AND current_setting('tokend.resealing', true) IS DISTINCT FROM 'on' THEN
         NEW.token_version := OLD.token_version + 1;
     END IF;
     IF NEW.token_version <> OLD.token_version THEN
@@ -73,13 +76,19 @@ CREATE TRIGGER platform_accounts_token_change
 
 -- NOTIFY tokend_accounts, payload "<op>:<id>" (op = I, U or D), on inserts,
 -- deletes, and updates of anything that changes an account's schedule.
--- tokend's own bookkeeping writes are not announced: it reschedules itself.
+-- tokend's own writes (session setting tokend.origin = 'engine', set on its
+-- connections) are not announced: tokend re-reads what it changed itself,
+-- and a NOTIFY per refresh would cost a round trip per refresh at scale.
+-- Changes by anyone else (the API, operators, tokenctl) are announced.
 CREATE OR REPLACE FUNCTION tokend_notify_change() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'DELETE' THEN
         PERFORM pg_notify('tokend_accounts', 'D:' || OLD.id::text);
         RETURN OLD;
+    END IF;
+    IF TG_OP = 'UPDATE' AND current_setting('tokend.origin', true) = 'engine' THEN
+        RETURN NEW;
     END IF;
     IF TG_OP = 'UPDATE'
        AND NEW.token_version = OLD.token_version

@@ -20,12 +20,13 @@ CREATE TABLE IF NOT EXISTS tokend_outbox (
 -- version, type and reason.
 CREATE UNIQUE INDEX IF NOT EXISTS tokend_outbox_once
     ON tokend_outbox (account_id, token_version, type, reason);
-CREATE INDEX IF NOT EXISTS tokend_outbox_unpublished
-    ON tokend_outbox (id) WHERE published_at IS NULL;
 
 -- Record an event for an account as it is now. The data member follows
--- docs/events.md; it never carries token material. Returns the event id, or
--- NULL when this occurrence was already recorded.
+-- docs/events.md and never carries token material; the free-text members
+-- of data.error are cut to the lengths the event schema allows
+-- (docs/events.schema.json), so an upstream's long message cannot make the
+-- event invalid. Returns the event id, or NULL when this occurrence was
+-- already recorded.
 CREATE OR REPLACE FUNCTION tokend_outbox_add(
     p_account platform_accounts, p_type text, p_reason text,
     p_error_code text DEFAULT NULL, p_upstream_code text DEFAULT NULL,
@@ -37,7 +38,9 @@ DECLARE
 BEGIN
     IF p_error_code IS NOT NULL THEN
         v_error := jsonb_strip_nulls(jsonb_build_object(
-            'code', p_error_code, 'upstream_code', p_upstream_code, 'message', p_message));
+            'code', p_error_code,
+            'upstream_code', left(nullif(p_upstream_code, ''), 128),
+            'message', left(nullif(p_message, ''), 1024)));
     END IF;
     INSERT INTO tokend_outbox (type, account_id, token_version, reason, data)
     VALUES (p_type, p_account.id, p_account.token_version, coalesce(p_reason, ''),

@@ -44,30 +44,3 @@ BEGIN
     RETURN true;
 END $$;
 
--- A refresh attempt that did not happen or failed transiently: count it and
--- say when to try again. Clears a pending refresh request (it was handled).
-CREATE OR REPLACE FUNCTION tokend_record_failure(p_id uuid, p_version bigint,
-                                                 p_error_code text, p_next_attempt_at timestamptz)
-RETURNS boolean
-LANGUAGE sql AS $$
-    UPDATE platform_accounts
-       SET failure_count = failure_count + 1, last_error_code = p_error_code,
-           next_attempt_at = p_next_attempt_at, refresh_requested_at = NULL
-     WHERE id = p_id AND token_version = p_version AND status = 'active'
-    RETURNING true;
-$$;
-
--- The API asks for a refresh now (e.g. after a 401). Duplicate requests
--- coalesce: tokend refreshes once. Returns false for an unknown or inactive
--- account.
-CREATE OR REPLACE FUNCTION tokend_request_refresh(p_id uuid) RETURNS boolean
-LANGUAGE plpgsql AS $$
-BEGIN
-    UPDATE platform_accounts SET refresh_requested_at = coalesce(refresh_requested_at, now())
-     WHERE id = p_id AND status = 'active';
-    IF NOT FOUND THEN
-        RETURN false;
-    END IF;
-    PERFORM pg_notify('tokend_accounts', 'R:' || p_id::text);
-    RETURN true;
-END $$;

@@ -4,15 +4,14 @@
 -- The relay's queue is tokend_outbox_pending: the ids of the rows still to
 -- send, added by a trigger on every insert into tokend_outbox and deleted
 -- when Redis acknowledged the row (in the statement that sets published_at).
--- Why not the partial index on "published_at IS NULL" of 002: its predicate
--- makes every UPDATE of published_at a non-HOT update, which writes a new
--- entry into each of the table's indexes (two of them unique, checked) —
--- about 15-40 µs and several kB of WAL per event, the relay's bottleneck.
--- With no index on published_at and pages half empty (fillfactor 50), that
--- UPDATE is a HOT update: the heap page only.
+-- Why not a partial index on "published_at IS NULL": its predicate makes
+-- every UPDATE of published_at a non-HOT update, which writes a new entry
+-- into each of the table's indexes (two of them unique, checked) — about
+-- 15-40 µs and several kB of WAL per event, the relay's bottleneck. With no
+-- index on published_at and pages half empty (fillfactor 50), that UPDATE
+-- is a HOT update: the heap page only.
 
 ALTER TABLE tokend_outbox SET (fillfactor = 50);
-DROP INDEX IF EXISTS tokend_outbox_unpublished;
 
 -- Rows the relay refused (their data would not make a valid event; see
 -- docs/events.md). They stay for an operator: tokend_outbox_requeue(id)
@@ -62,40 +61,6 @@ BEGIN
     INSERT INTO tokend_outbox_pending (id) VALUES (p_id) ON CONFLICT DO NOTHING;
     PERFORM pg_notify('tokend_outbox', '');
     RETURN true;
-END $$;
-
--- tokend_outbox_add as in 002, with the free-text members of data.error cut
--- to the lengths the event schema allows (docs/events.schema.json): an
--- upstream's long message must not make the event invalid.
-CREATE OR REPLACE FUNCTION tokend_outbox_add(
-    p_account platform_accounts, p_type text, p_reason text,
-    p_error_code text DEFAULT NULL, p_upstream_code text DEFAULT NULL,
-    p_message text DEFAULT NULL) RETURNS text
-LANGUAGE plpgsql AS $$
-DECLARE
-    v_error jsonb;
-    v_event_id text;
-BEGIN
-    IF p_error_code IS NOT NULL THEN
-        v_error := jsonb_strip_nulls(jsonb_build_object(
-            'code', p_error_code,
-            'upstream_code', left(nullif(p_upstream_code, ''), 128),
-            'message', left(nullif(p_message, ''), 1024)));
-    END IF;
-    INSERT INTO tokend_outbox (type, account_id, token_version, reason, data)
-    VALUES (p_type, p_account.id, p_account.token_version, coalesce(p_reason, ''),
-            jsonb_strip_nulls(jsonb_build_object(
-                'account_id', p_account.id,
-                'platform', p_account.platform,
-                'external_id', p_account.external_id,
-                'token_version', p_account.token_version,
-                'expires_at', to_char(p_account.access_expires_at AT TIME ZONE 'UTC',
-                                      'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
-                'reason', nullif(p_reason, ''),
-                'error', v_error)))
-    ON CONFLICT DO NOTHING
-    RETURNING event_id INTO v_event_id;
-    RETURN v_event_id;
 END $$;
 
 -- token.recovered: a new token version on an active account whose previous

@@ -18,10 +18,6 @@ LANGUAGE sql AS $$
     RETURNING a.id, a.access_token, a.refresh_token, a.app_password, a.external_id;
 $$;
 
--- Store the tokens of many refreshes; returns the ids stored (the others
--- were fenced out: their version moved on or they are no longer active).
--- Expiries are Unix seconds; NULL keeps the row's value (refresh side) or
--- means "no expiry" (access side), as in tokend_store_tokens.
 CREATE OR REPLACE FUNCTION tokend_store_many(p_ids uuid[], p_versions bigint[],
                                              p_access bytea[], p_refresh bytea[],
                                              p_access_expires double precision[],
@@ -34,6 +30,7 @@ LANGUAGE sql AS $$
            refresh_token = coalesce(s.refresh, a.refresh_token),
            access_expires_at = to_timestamp(s.access_expires),
            refresh_expires_at = coalesce(to_timestamp(s.refresh_expires), a.refresh_expires_at),
+           status = 'active',
            token_version = a.token_version + 1,
            token_issued_at = now(), last_refresh_at = now(),
            needs_exchange = false, cannot_extend = s.cannot_extend,
@@ -42,6 +39,6 @@ LANGUAGE sql AS $$
       FROM unnest(p_ids, p_versions, p_access, p_refresh, p_access_expires, p_refresh_expires,
                   p_cannot_extend)
            AS s(id, version, access, refresh, access_expires, refresh_expires, cannot_extend)
-     WHERE a.id = s.id AND a.token_version = s.version AND a.status = 'active'
+     WHERE a.id = s.id AND tokend_storable(a, s.version)
     RETURNING a.id;
 $$;
