@@ -5,10 +5,11 @@ its counters."""
 import json
 import os
 import subprocess
+import tempfile
 import urllib.parse
 import urllib.request
 
-from harness import BUILD, PLATFORM_NAMES as PLATFORMS
+from harness import BUILD, PLATFORM_NAMES as PLATFORMS, DaemonTest
 
 FAKE = os.path.join(BUILD, "tests", "fake", "fake_platforms")
 
@@ -83,3 +84,26 @@ class FakePlatforms:
             self.proc.terminate()
             self.proc.wait(timeout=10)
         self.proc.stdout.close()
+
+
+class FakeDaemonTest(DaemonTest):
+    """DaemonTest with the fake platform server: every platform of the
+    daemon points at it, with client credentials in files."""
+
+    def setUp(self):
+        self.fake = FakePlatforms()
+        self.secrets = tempfile.mkdtemp(prefix="tokend-secrets-")
+        super().setUp()
+
+    def daemon_settings(self):
+        settings = self.fake.settings(self.secrets)
+        settings.update(self.settings)
+        return settings
+
+    def tearDown(self):
+        super().tearDown()
+        self.fake.stop()
+
+    def version(self, account_id):
+        return self.db.one("SELECT token_version FROM platform_accounts WHERE id = %s",
+                           account_id)

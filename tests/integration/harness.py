@@ -333,21 +333,33 @@ def insert_account(db, daemon, platform="linkedin", access_in=None, refresh=Fals
     return account_id
 
 
+def has_failed(test):
+    """Whether the running unittest test has failed or errored so far."""
+    result = getattr(test._outcome, "result", None)
+    problems = (result.errors + result.failures) if result else []
+    return any(t is test for t, _ in problems)
+
+
+def print_log_if_failed(test, daemon, tail=8000):
+    if has_failed(test) or os.environ.get("TOKEND_TEST_VERBOSE"):
+        print(f"--- tokend log ({daemon.log_path}) ---\n{daemon.log_text()[-tail:]}")
+
+
 class DaemonTest:
-    """unittest mix-in: a database and a daemon per test, logs on failure."""
+    """unittest mix-in: a database and a daemon per test, logs on failure.
+    Subclasses set `settings`, or override daemon_settings()."""
 
     settings = {}
 
+    def daemon_settings(self):
+        return dict(self.settings)
+
     def setUp(self):
         self.db = Database()
-        self.daemon = Daemon(self.db, self.settings)
+        self.daemon = Daemon(self.db, self.daemon_settings())
         self.daemon.migrate()
 
     def tearDown(self):
         self.daemon.stop()
-        result = getattr(self._outcome, "result", None)
-        problems = (result.errors + result.failures) if result else []
-        failed = any(test is self for test, _ in problems)
-        if failed or os.environ.get("TOKEND_TEST_VERBOSE"):
-            print(f"--- tokend log ({self.daemon.log_path}) ---\n{self.daemon.log_text()[-6000:]}")
+        print_log_if_failed(self, self.daemon)
         self.db.close()

@@ -24,9 +24,17 @@ from events_util import (RedisServer, accounts, expire, fire_expiring,  # noqa: 
 class PrivateRedisTest(DaemonTest):
     """A daemon relaying to a redis-server that the test stops and starts."""
 
+    redis_args = ()
+    redis_password = None
+
+    def redis_url(self):
+        return self.server.url
+
     def setUp(self):
-        self.server = RedisServer().start()
-        self.settings = dict(self.settings, redis_url=self.server.url)
+        self.server = RedisServer(*self.redis_args)
+        self.server.password = self.redis_password
+        self.server.start()
+        self.settings = dict(self.settings, redis_url=self.redis_url())
         super().setUp()
         self.stream = self.daemon.settings["events_stream"]
 
@@ -156,25 +164,16 @@ class ErrorReplies(PrivateRedisTest, unittest.TestCase):
         self.assertEqual([e["subject"] for e in events], [a])
 
 
-class Connection(DaemonTest, unittest.TestCase):
+class Connection(PrivateRedisTest, unittest.TestCase):
     """How the relay reaches Redis: a host name (resolved without blocking,
     evdns), a password (AUTH before anything), a wrong password (logged with
     Redis's words, retried, nothing marked)."""
 
-    def setUp(self):
-        self.server = RedisServer("--requirepass", "s3cret pass", "--databases", "4")
-        self.server.password = "s3cret pass"
-        self.server.start()
-        self.settings = {"redis_url": f"redis://:s3cret%20pass@localhost:{self.server.port}/2"}
-        super().setUp()
-        self.stream = self.daemon.settings["events_stream"]
+    redis_args = ("--requirepass", "s3cret pass", "--databases", "4")
+    redis_password = "s3cret pass"
 
-    def tearDown(self):
-        try:
-            super().tearDown()
-        finally:
-            self.server.stop()
-        self.assertEqual(sanitizer_findings(self.daemon), [])
+    def redis_url(self):
+        return f"redis://:s3cret%20pass@localhost:{self.server.port}/2"
 
     def test_host_name_password_and_database(self):
         (a,) = accounts(self.db, 1)

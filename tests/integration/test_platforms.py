@@ -32,7 +32,7 @@ import uuid
 sys.path.insert(0, os.path.dirname(__file__))
 from fake import FAKE  # noqa: E402
 from harness import (PLATFORM_NAMES, Daemon, Database, access_token_of,  # noqa: E402
-                     insert_account, refresh_token_of, wait_for)
+                     insert_account, refresh_token_of, has_failed, wait_for)
 
 CLIENT_ID = "tokend-client"
 CLIENT_SECRET = "tokend-secret"
@@ -203,10 +203,8 @@ class PlatformTest(unittest.TestCase):
 
     def tearDown(self):
         self.daemon.stop()
-        result = getattr(self._outcome, "result", None)
-        problems = (result.errors + result.failures) if result else []
         log = self.daemon.log_text() if self.daemon.proc else ""
-        if any(test is self for test, _ in problems) or os.environ.get("TOKEND_TEST_VERBOSE"):
+        if has_failed(self) or os.environ.get("TOKEND_TEST_VERBOSE"):
             print(f"--- tokend log ---\n{log[-8000:]}")
             print("--- fake requests ---\n" + "\n".join(self.fake.requests()[-60:]))
         self.fake.stop()

@@ -5,13 +5,12 @@ revoked, transient failures retried with backoff, bad bodies contained."""
 
 import os
 import sys
-import tempfile
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from fake import FakePlatforms  # noqa: E402
-from harness import Daemon, Database, insert_account, refresh_token_of, wait_for  # noqa: E402
+from fake import FakeDaemonTest  # noqa: E402
+from harness import insert_account, refresh_token_of, wait_for  # noqa: E402
 
 
 def row(db, account_id, *columns):
@@ -19,30 +18,7 @@ def row(db, account_id, *columns):
     return db.sql(f"SELECT {cols} FROM platform_accounts WHERE id = %s", account_id)[0]
 
 
-class RefreshTest(unittest.TestCase):
-    settings = {}
-
-    def setUp(self):
-        self.fake = FakePlatforms()
-        self.db = Database()
-        secrets = tempfile.mkdtemp(prefix="tokend-secrets-")
-        settings = self.fake.settings(secrets)
-        settings.update(self.settings)
-        self.daemon = Daemon(self.db, settings)
-        self.daemon.migrate()
-
-    def tearDown(self):
-        self.daemon.stop()
-        result = getattr(self._outcome, "result", None)
-        problems = (result.errors + result.failures) if result else []
-        if any(test is self for test, _ in problems):
-            print(f"--- tokend log ---\n{self.daemon.log_text()[-8000:]}")
-        self.fake.stop()
-        self.db.close()
-
-    def version(self, a):
-        return row(self.db, a, "token_version")[0]
-
+class RefreshTest(FakeDaemonTest, unittest.TestCase):
     def refreshed(self, a, version):
         return lambda: self.version(a) >= version
 

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 sys.path.insert(0, os.path.dirname(__file__))
 from fake import FakePlatforms  # noqa: E402
 from harness import (Daemon, Database, insert_account, postgres_controllable,  # noqa: E402
-                     postgres_stopped, refresh_token_of, wait_for)
+                     postgres_stopped, refresh_token_of, has_failed, wait_for)
 
 SOURCE = os.environ.get("TOKEND_SOURCE_DIR",
                         os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
@@ -100,9 +100,7 @@ class FaultTest(unittest.TestCase):
     def tearDown(self):
         for daemon in self.daemons:
             daemon.stop()
-        result = getattr(self._outcome, "result", None)
-        problems = (result.errors + result.failures) if result else []
-        if any(test is self for test, _ in problems) or os.environ.get("TOKEND_TEST_VERBOSE"):
+        if has_failed(self) or os.environ.get("TOKEND_TEST_VERBOSE"):
             for daemon in self.daemons:
                 print(f"--- tokend log ({daemon.log_path}) ---\n{log_of(daemon)[-8000:]}")
         self.fake.stop()

@@ -24,8 +24,8 @@ import psycopg2
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 sys.path.insert(0, os.path.dirname(__file__))
-from fake import FakePlatforms  # noqa: E402
-from harness import (PLATFORM_NAMES, TOKENCTL, Daemon, Database, access_token_of,  # noqa: E402
+from fake import FakeDaemonTest  # noqa: E402
+from harness import (PLATFORM_NAMES, TOKENCTL, Database, access_token_of,  # noqa: E402
                      daemon_env, free_port, insert_account, refresh_token_of, tokenctl,
                      wait_for)
 
@@ -251,27 +251,8 @@ class StatusFromStub(unittest.TestCase):
 
 # ---- against a real daemon ----
 
-class WithDaemon(unittest.TestCase):
+class WithDaemon(FakeDaemonTest, unittest.TestCase):
     """A database, the fake platforms and a daemon pointed at them."""
-
-    def setUp(self):
-        self.fake = FakePlatforms()
-        self.db = Database()
-        self.secrets = tempfile.mkdtemp(prefix="tokend-secrets-")
-        self.daemon = Daemon(self.db, self.fake.settings(self.secrets))
-        self.daemon.migrate()
-
-    def tearDown(self):
-        self.daemon.stop()
-        result = getattr(self._outcome, "result", None)
-        problems = (result.errors + result.failures) if result else []
-        if any(test is self for test, _ in problems):
-            print(f"--- tokend log ---\n{self.daemon.log_text()[-8000:]}")
-        self.fake.stop()
-        self.db.close()
-
-    def version(self, a):
-        return self.db.one("SELECT token_version FROM platform_accounts WHERE id = %s", a)
 
 
 class AdminCommands(WithDaemon):
