@@ -350,14 +350,20 @@ static void reply_received(struct batch *b)
 	pump(r); /* the next batch may go to Redis now */
 }
 
-static void on_reply(redisAsyncContext *ac, void *reply_ptr, void *arg)
+/* A lost connection or an error reply spoils the batch; false then. */
+static bool reply_ok(struct batch *b, const redisReply *reply)
 {
-	struct batch *b = arg;
-	redisReply *reply = reply_ptr;
 	if (!reply)
 		note_error(b, "connection lost before the reply", "", 0);
 	else if (reply->type == REDIS_REPLY_ERROR)
 		note_error(b, "", reply->str, reply->len);
+	return reply && reply->type != REDIS_REPLY_ERROR;
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply_ptr, void *arg)
+{
+	struct batch *b = arg;
+	reply_ok(b, reply_ptr);
 	reply_received(b);
 }
 
@@ -366,11 +372,7 @@ static void on_exec(redisAsyncContext *ac, void *reply_ptr, void *arg)
 {
 	struct batch *b = arg;
 	redisReply *reply = reply_ptr;
-	if (!reply)
-		note_error(b, "connection lost before the reply", "", 0);
-	else if (reply->type == REDIS_REPLY_ERROR)
-		note_error(b, "", reply->str, reply->len);
-	else if (reply->type != REDIS_REPLY_ARRAY || reply->elements != b->count)
+	if (reply_ok(b, reply) && (reply->type != REDIS_REPLY_ARRAY || reply->elements != b->count))
 		note_error(b, "EXEC: unexpected reply", "", 0);
 	for (size_t i = 0; reply && reply->type == REDIS_REPLY_ARRAY && i < reply->elements; i++)
 		if (reply->element[i]->type == REDIS_REPLY_ERROR)

@@ -22,6 +22,16 @@ LANGUAGE sql IMMUTABLE AS $$
             OR (p_row.status = 'revoked' AND p_row.last_error_code = 'platform_auth_failed'));
 $$;
 
+-- Whether owner may write the row's lease bookkeeping (rule 1 above): no
+-- lease, its own lease, or a lapsed one. A NULL owner (an operator's call)
+-- always may.
+CREATE OR REPLACE FUNCTION tokend_lease_free(p_row platform_accounts, p_owner text)
+RETURNS boolean
+LANGUAGE sql STABLE AS $$
+    SELECT p_owner IS NULL OR p_row.lease_owner IS NULL OR p_row.lease_owner = p_owner
+        OR p_row.lease_expires_at < now();
+$$;
+
 CREATE OR REPLACE FUNCTION tokend_store_tokens(p_id uuid, p_version bigint,
                                                p_access bytea, p_refresh bytea,
                                                p_access_expires_at timestamptz,
@@ -59,8 +69,7 @@ BEGIN
     IF v_row.token_version <> p_version THEN
         RETURN 'adopted';
     END IF;
-    IF p_owner IS NOT NULL AND v_row.lease_owner IS NOT NULL AND v_row.lease_owner <> p_owner
-       AND v_row.lease_expires_at >= now() THEN
+    IF NOT tokend_lease_free(v_row, p_owner) THEN
         RETURN 'leased';
     END IF;
     UPDATE platform_accounts
@@ -84,8 +93,7 @@ LANGUAGE sql AS $$
            next_attempt_at = p_next_attempt_at, refresh_requested_at = NULL,
            lease_owner = NULL, lease_expires_at = NULL
      WHERE id = p_id AND token_version = p_version AND status = 'active'
-       AND (p_owner IS NULL OR lease_owner IS NULL OR lease_owner = p_owner
-            OR lease_expires_at < now())
+       AND tokend_lease_free(platform_accounts, p_owner)
     RETURNING true;
 $$;
 
@@ -98,8 +106,7 @@ LANGUAGE sql AS $$
            next_attempt_at = NULL, refresh_requested_at = NULL,
            lease_owner = NULL, lease_expires_at = NULL
      WHERE id = p_id AND token_version = p_version AND status = 'active'
-       AND (p_owner IS NULL OR lease_owner IS NULL OR lease_owner = p_owner
-            OR lease_expires_at < now())
+       AND tokend_lease_free(platform_accounts, p_owner)
     RETURNING true;
 $$;
 

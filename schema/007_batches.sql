@@ -14,7 +14,7 @@ LANGUAGE sql AS $$
            lease_expires_at = now() + p_lease_ms * interval '1 millisecond'
       FROM unnest(p_ids, p_versions) AS c(cid, cversion)
      WHERE a.id = c.cid AND a.token_version = c.cversion AND a.status = 'active'
-       AND (a.lease_owner IS NULL OR a.lease_owner = p_owner OR a.lease_expires_at < now())
+       AND tokend_lease_free(a, p_owner)
     RETURNING a.id, a.access_token, a.refresh_token, a.app_password, a.external_id;
 $$;
 
