@@ -11,21 +11,10 @@ build=${BUILD:-build}
 tokend=$build/daemon/tokend
 tokenctl=$build/tools/tokenctl
 
-work=$(mktemp -d /tmp/tokend-bench-load.XXXXXX)
-chmod 755 "$work"
-pid=
-cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
-  scripts/services stop "$work/svc" || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-svc_env=$(scripts/services start "$work/svc")
-eval "$svc_env"
-psql_() { psql -X -q -v ON_ERROR_STOP=1 -h "$TOKEND_TEST_PGHOST" -p "$TOKEND_TEST_PGPORT" -U postgres "$@"; }
-psql_ -d postgres -c "CREATE DATABASE bench"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-(umask 077; "$tokenctl" keygen --id 1 --primary >"$work/keyring")
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_setup bench
+port=$(free_port)
 cat >"$work/tokend.conf" <<CONF
 database_url = host=$TOKEND_TEST_PGHOST port=$TOKEND_TEST_PGPORT user=postgres dbname=bench
 admin_listen = 127.0.0.1:$port
@@ -62,11 +51,12 @@ for _ in $(seq "$runs"); do
   t0=$(now_ns)
   "$tokend" -c "$work/tokend.conf" 2>"$work/tokend.log" &
   pid=$!
+  pids=("$pid")
   until curl -fs "127.0.0.1:$port/readyz" >/dev/null 2>&1; do sleep 0.005; done
   ready_ms+=($(( ($(now_ns) - t0) / 1000000 )))
   rss_kb+=($(awk '/^VmRSS/ {print $2}' "/proc/$pid/status"))
   sched_bytes=$(curl -fs "127.0.0.1:$port/metrics" | awk '/^tokend_scheduler_memory_bytes/ {print $2}')
-  kill "$pid"; wait "$pid" || true; pid=
+  kill "$pid"; wait "$pid" || true; pids=()
 done
 
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

@@ -16,20 +16,9 @@ tokend=$build/daemon/tokend
 tokenctl=$build/tools/tokenctl
 fake=$build/tests/fake/fake_platforms
 
-work=$(mktemp -d /tmp/tokend-bench-storm.XXXXXX)
-chmod 755 "$work"
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  scripts/services stop "$work/svc" || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-svc_env=$(scripts/services start "$work/svc")
-eval "$svc_env"
-psql_() { psql -X -q -v ON_ERROR_STOP=1 -h "$TOKEND_TEST_PGHOST" -p "$TOKEND_TEST_PGPORT" -U postgres "$@"; }
-psql_ -d postgres -c "CREATE DATABASE storm"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+bench_setup storm
 admin=$(free_port)
 
 "$fake" --port 0 --quiet >"$work/fake.out" &
@@ -37,7 +26,7 @@ pids+=($!)
 until [ -s "$work/fake.out" ]; do sleep 0.05; done
 fake_addr=$(head -n 1 "$work/fake.out" | awk '{print $NF}')
 
-(umask 077; "$tokenctl" keygen --id 1 --primary >"$work/keyring"; echo "x-secret" >"$work/x_secret")
+(umask 077; echo "x-secret" >"$work/x_secret")
 cat >"$work/tokend.conf" <<CONF
 database_url = host=$TOKEND_TEST_PGHOST port=$TOKEND_TEST_PGPORT user=postgres dbname=storm
 admin_listen = 127.0.0.1:$admin
